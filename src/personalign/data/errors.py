@@ -1,0 +1,59 @@
+"""The data layer's error type: every problem names the file, the line (or record), the field and
+what was expected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad input data, located as precisely as the format allows.
+
+    ``str(err)`` reads like ``users.jsonl:17: field 'answers[3].answer_index': expected an integer
+    in 0..3, got 7``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        expected: str | None = None,
+        got: object = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        self.expected = expected
+        self.got = got
+        self.message = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.path:
+            where = self.path + (f":{self.line}" if self.line is not None else "")
+        parts = [where] if where else []
+        detail = self.message
+        if self.field:
+            detail = f"field {self.field!r}: {detail}"
+        if self.expected:
+            detail += f"; expected {self.expected}"
+        if self.got is not None:
+            got = repr(self.got)
+            detail += f", got {got[:120] + '…' if len(got) > 120 else got}"
+        parts.append(detail)
+        return ": ".join(parts)
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record dropped in ``skip_invalid`` mode, with the error that caused it."""
+
+    error: DataError
+
+    def __str__(self) -> str:
+        return str(self.error)
