@@ -140,4 +140,3 @@ class UserBase:
             return self.questions[question_id]
         except KeyError:
             raise KeyError(f"unknown question {question_id!r} in {self.name}") from None
-

@@ -1,0 +1,425 @@
+"""Benchmark 2: NP-BTL on real text with simulated pluralistic users (spec ``np-alignment.md`` §5c).
+
+For one text task (:mod:`personalign.np.text_tasks`) this trains, on the same episodes:
+
+* ``btl``: one unconditional BTL model on every type's episodes (pooled, "mixed");
+* ``np-btl``: the NP-BTL model;
+* ``oracle:<type>``: one BTL model per type, trained on that type's labels only (upper bound),
+
+then scores every model on identical test episodes per type and context size ``m`` (targets disjoint
+from the context), and writes ``text_<task>.json``, ``text_<task>.md`` and ``text_<task>.png``.
+The users are simulated labelling functions on real texts, not people; every report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from personalign.np.config import NPModelConfig, NPTrainingConfig
+from personalign.np.episodes import EpisodeSource, collate, evaluation_episodes
+from personalign.np.features import FeaturizerConfig, TextFeaturizer
+from personalign.np.models import RewardModel, build_model
+from personalign.np.text_tasks import (
+    TextSplit,
+    build_splits,
+    episode_source,
+    featurize_pairs,
+    get_text_task,
+    load_text_pairs,
+)
+from personalign.np.trainer import NPTrainer
+
+SIMULATED_NOTE = (
+    "Texts and dataset labels are real (HH-RLHF test splits, UltraFeedback sample); the users are "
+    "simulated labelling functions, not people."
+)
+
+
+@dataclass(frozen=True)
+class TextBenchConfig:
+    """Settings of the real-text benchmark.
+
+    Attributes:
+        task: text task name (``hh_flip``, ``length``, ``mix4``, ``uf``; ``hh`` = ``hh_flip``).
+        embedder: embedder name for :func:`personalign.embed.factory.get_embedder`.
+        length_feature: append ``log(1 + w(y))`` to ``e(y)``.
+        context_sizes: the ``m`` values reported.
+        eval_episodes: test episodes per type and ``m`` (spec: 300).
+        eval_targets: targets per test episode (spec: 20).
+        eval_seed: keys the test episodes (identical for every model).
+        seed: training seed (model init and episodes).
+        hidden: width ``h``.
+        lr: AdamW learning rate.
+        epochs: training epochs (fresh episodes each).
+        episodes_per_epoch: episodes per epoch (``None``: one per training pair).
+        batch_episodes: episodes per step.
+        max_context: ``C_max``.
+        eval_every: validation period in steps.
+        patience: early-stopping patience in validations.
+        oracles: also train one BTL oracle per type.
+        num_threads: torch CPU threads.
+    """
+
+    task: str = "mix4"
+    embedder: str = "minilm"
+    length_feature: bool = False
+    context_sizes: tuple[int, ...] = (0, 1, 3, 5, 10)
+    eval_episodes: int = 300
+    eval_targets: int = 20
+    eval_seed: int = 12345
+    seed: int = 0
+    hidden: int = 256
+    lr: float = 3e-4
+    epochs: int = 20
+    episodes_per_epoch: int | None = None
+    batch_episodes: int = 64
+    max_context: int = 10
+    eval_every: int = 50
+    patience: int = 10
+    oracles: bool = True
+    num_threads: int | None = None
+
+    def model_config(self, kind: str, feature_dim: int) -> NPModelConfig:
+        return NPModelConfig(kind=kind, feature_dim=feature_dim, hidden=self.hidden, pair_encoder_layers=1)
+
+    def training_config(
+        self,
+        n_train_pairs: int,
+        type_indices: tuple[int, ...] | None = None,
+        checkpoint_dir: str | None = None,
+    ) -> NPTrainingConfig:
+        return NPTrainingConfig(
+            lr=self.lr,
+            batch_episodes=self.batch_episodes,
+            num_targets=20,
+            max_context=self.max_context,
+            type_balanced=type_indices is None,
+            type_indices=type_indices,
+            epochs=self.epochs,
+            episodes_per_epoch=self.episodes_per_epoch or max(self.batch_episodes, n_train_pairs),
+            eval_every=self.eval_every,
+            val_episodes=512,
+            patience=self.patience,
+            seed=self.seed,
+            device="auto",
+            num_threads=self.num_threads,
+            checkpoint_dir=checkpoint_dir,
+        )
+
+
+@dataclass
+class TextData:
+    """A featurized task: its splits, the episode source and the featurizer used."""
+
+    splits: dict[str, TextSplit]
+    source: EpisodeSource
+    featurizer: TextFeaturizer
+    types: tuple[str, ...]
+    identical_fraction: float
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def prepare_text_task(
+    task_name: str,
+    featurizer: TextFeaturizer,
+    *,
+    data_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TextData:
+    """Load every pair of the task's sources, featurize them (cached) and build the episode source."""
+    task = get_text_task(task_name)
+    pairs = load_text_pairs(data_dir, task.sources)
+    feats = featurize_pairs(pairs, featurizer, progress=progress)
+    feats.check()
+    splits = build_splits(task, pairs, feats)
+    counts = {
+        s: {t: int((sp.pool.labels[k] >= 0).sum()) for k, t in enumerate(task.types)}
+        | {"pairs": len(sp.pairs)}
+        for s, sp in splits.items()
+    }
+    return TextData(
+        splits, episode_source(splits, task), featurizer, task.types, feats.identical_fraction(), counts
+    )
+
+
+def fill_cache(
+    task_name: str,
+    embedder: Any,
+    *,
+    length_feature: bool = False,
+    data_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Embed every pair of a task once (fills the embedder cache and the task's feature table)."""
+    fz = TextFeaturizer(embedder, FeaturizerConfig(length_feature=length_feature))
+    data = prepare_text_task(task_name, fz, data_dir=data_dir, progress=progress)
+    return {
+        "task": task_name,
+        "counts": data.counts,
+        "identical_fraction": data.identical_fraction,
+        "embedder": embedder.model_id,
+    }
+
+
+@torch.no_grad()
+def episode_accuracies(
+    model: RewardModel,
+    source: EpisodeSource,
+    *,
+    split: str,
+    type_index: int,
+    num_context: int,
+    n: int,
+    num_targets: int,
+    seed: int,
+) -> np.ndarray:
+    """Per-episode target accuracy (tie = 0.5) on ``n`` evaluation episodes (context and targets disjoint)."""
+    model.eval()
+    eps = evaluation_episodes(
+        source,
+        seed=seed,
+        split=split,
+        type_index=type_index,
+        num_context=num_context,
+        n=n,
+        num_targets=num_targets,
+    )
+    out = []
+    for i in range(0, len(eps), 100):
+        b = collate(eps[i : i + 100]).to(model.device)
+        p = model.target_probabilities(b, generator=torch.Generator(device=model.device).manual_seed(seed))
+        rows = b.target_mask.nonzero()[:, 0]
+        correct = (p > 0.5).float() + 0.5 * (p == 0.5).float()
+        acc = torch.zeros(b.size, device=p.device).index_add(0, rows, correct) / b.target_mask.sum(1)
+        out.append(acc.cpu().numpy())
+    return np.concatenate(out)
+
+
+def summarize(acc: np.ndarray) -> dict[str, Any]:
+    """``{mean, ci: [lo, hi], n}`` with the spec's ``±1.96 sd/sqrt(E)`` interval over episodes."""
+    mean = float(acc.mean())
+    half = float(1.96 * acc.std(ddof=1) / np.sqrt(len(acc))) if len(acc) > 1 else 0.0
+    return {"mean": mean, "ci": [mean - half, mean + half], "n": len(acc)}
+
+
+def accuracy_grid(
+    model: RewardModel,
+    data: TextData,
+    cfg: TextBenchConfig,
+    split: str = "test",
+    context_sizes: Sequence[int] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``{type: {m: summary}}`` for one model."""
+    sizes = cfg.context_sizes if context_sizes is None else context_sizes
+    out: dict[str, dict[str, Any]] = {}
+    for k, t in enumerate(data.types):
+        out[t] = {}
+        for m in sizes:
+            acc = episode_accuracies(
+                model,
+                data.source,
+                split=split,
+                type_index=k,
+                num_context=m,
+                n=cfg.eval_episodes,
+                num_targets=cfg.eval_targets,
+                seed=cfg.eval_seed,
+            )
+            out[t][str(m)] = summarize(acc)
+    return out
+
+
+def train_model(
+    kind: str,
+    data: TextData,
+    cfg: TextBenchConfig,
+    *,
+    type_indices: tuple[int, ...] | None = None,
+    out_dir: Path | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[RewardModel, NPTrainer]:
+    """Train one model of ``kind`` on the task's episodes (``type_indices``: restrict to those types)."""
+    n_train = len(data.splits["train"].pairs)
+    mcfg = cfg.model_config(kind, data.source.feature_dim)
+    tcfg = cfg.training_config(n_train, type_indices, str(out_dir / "checkpoints") if out_dir else None)
+    model = build_model(mcfg, seed=cfg.seed)
+    trainer = NPTrainer(model, tcfg).fit(data.source, progress=progress)
+    return trainer.model, trainer
+
+
+def run_text_bench(
+    cfg: TextBenchConfig,
+    out_dir: str | Path,
+    *,
+    embedder: Any = None,
+    data_dir: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    progress_factory: Callable[[str], Callable[[dict[str, Any]], None]] | None = None,
+) -> dict[str, Any]:
+    """Train BTL, NP-BTL and the per-type oracles on ``cfg.task``; evaluate; write JSON/MD/PNG."""
+    from personalign.embed.factory import get_embedder
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    emb = embedder if embedder is not None else get_embedder(cfg.embedder)
+    fz = TextFeaturizer(emb, FeaturizerConfig(length_feature=cfg.length_feature))
+    data = prepare_text_task(cfg.task, fz, data_dir=data_dir)
+    log(f"{cfg.task}: {data.counts} (identical embeddings: {data.identical_fraction:.3%})")
+    results: dict[str, Any] = {"accuracy": {}, "train_seconds": {}, "steps": {}}
+    models: dict[str, RewardModel] = {}
+    jobs: list[tuple[str, str, tuple[int, ...] | None]] = [("btl", "btl", None), ("np-btl", "np-btl", None)]
+    if cfg.oracles:
+        jobs += [(f"oracle:{t}", "btl", (k,)) for k, t in enumerate(data.types)]
+    for name, kind, types in jobs:
+        t0 = time.perf_counter()
+        hook = progress_factory(name) if progress_factory else None
+        model, trainer = train_model(
+            kind, data, cfg, type_indices=types, out_dir=out / name.replace(":", "_"), progress=hook
+        )
+        results["train_seconds"][name] = round(time.perf_counter() - t0, 1)
+        results["steps"][name] = trainer.step_
+        models[name] = model
+        model.save(
+            out / name.replace(":", "_"),
+            {
+                "task": cfg.task,
+                "embedder": cfg.embedder,
+                "embedder_id": emb.model_id,
+                "types": list(data.types),
+                "featurizer": asdict(fz.config),
+            },
+        )
+        sizes = cfg.context_sizes if kind == "np-btl" else (0,)
+        grid = accuracy_grid(model, data, cfg, context_sizes=sizes)
+        if kind != "np-btl":  # context-free: the same accuracy at every m
+            grid = {t: {str(m): v["0"] for m in cfg.context_sizes} for t, v in grid.items()}
+        results["accuracy"][name] = grid
+        log(
+            f"  {name}: {results['train_seconds'][name]}s, {trainer.step_} steps, "
+            + ", ".join(
+                f"{t}@{cfg.context_sizes[-1]}={v[str(cfg.context_sizes[-1])]['mean']:.3f}"
+                for t, v in grid.items()
+            )
+        )
+    doc = {
+        "task": cfg.task,
+        "note": SIMULATED_NOTE,
+        "types": list(data.types),
+        "context_sizes": list(cfg.context_sizes),
+        "embedder": emb.model_id,
+        "length_feature": cfg.length_feature,
+        "counts": data.counts,
+        "identical_fraction": data.identical_fraction,
+        "config": {**asdict(cfg), "context_sizes": list(cfg.context_sizes)},
+        **results,
+    }
+    doc["bar"] = check_bar(doc)
+    stem = f"text_{cfg.task}" + ("_len" if cfg.length_feature else "")
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=2))
+    (out / f"{stem}.md").write_text(markdown_table(doc))
+    plot_text(doc, out / f"{stem}.png")
+    return doc
+
+
+def check_bar(doc: dict[str, Any]) -> dict[str, Any]:
+    """The issue's bar: NP-BTL at the largest ``m`` within 3 points of each type's oracle, and above BTL."""
+    acc = doc["accuracy"]
+    m = str(doc["context_sizes"][-1])
+    out: dict[str, Any] = {}
+    for t in doc["types"]:
+        np_acc = acc["np-btl"][t][m]["mean"]
+        row = {"np_btl": np_acc, "btl": acc["btl"][t][m]["mean"]}
+        if f"oracle:{t}" in acc:
+            row["oracle"] = acc[f"oracle:{t}"][t][m]["mean"]
+            row["within_3pts_of_oracle"] = bool(np_acc >= row["oracle"] - 0.03)
+        row["above_btl"] = bool(np_acc > row["btl"])
+        out[t] = row
+    return out
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """Accuracy (%) by type and context size, one row per model, with 95% CIs over episodes."""
+    sizes = [str(m) for m in doc["context_sizes"]]
+    lines = [
+        f"### Task `{doc['task']}`" + (" (+ length feature)" if doc.get("length_feature") else ""),
+        "",
+        f"_{doc['note']}_ Embedder `{doc['embedder']}`; {doc['counts']['test']['pairs']} test pairs; "
+        f"identical chosen/rejected embeddings: {doc['identical_fraction']:.2%}.",
+        "",
+    ]
+    for t in doc["types"]:
+        lines += [
+            f"**{t}**",
+            "",
+            "| model | " + " | ".join(f"m={m}" for m in sizes) + " | train s |",
+            "|---|" + "---|" * (len(sizes) + 1),
+        ]
+        for name, grid in doc["accuracy"].items():
+            if name.startswith("oracle:") and name != f"oracle:{t}":
+                continue
+            cells = []
+            for m in sizes:
+                s = grid[t][m]
+                cells.append(f"{100 * s['mean']:.1f} ± {100 * (s['ci'][1] - s['mean']):.1f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {doc['train_seconds'][name]} |")
+        lines.append("")
+    oracles = [n for n in doc["accuracy"] if n.startswith("oracle:")]
+    if oracles:
+        lines += [
+            "Oracle cross-table (accuracy % of each oracle on each type):",
+            "",
+            "| oracle | " + " | ".join(doc["types"]) + " |",
+            "|---|" + "---|" * len(doc["types"]),
+        ]
+        for n in oracles:
+            row = [f"{100 * doc['accuracy'][n][t]['0']['mean']:.1f}" for t in doc["types"]]
+            lines.append(f"| {n} | " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def plot_text(doc: dict[str, Any], path: Path) -> None:
+    """Accuracy vs ``m`` per type: NP-BTL with CI band, BTL and the type's oracle as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    types = doc["types"]
+    sizes = doc["context_sizes"]
+    fig, axes = plt.subplots(1, len(types), figsize=(3.6 * len(types), 3.2), squeeze=False)
+    for ax, t in zip(axes[0], types, strict=True):
+        g = doc["accuracy"]["np-btl"][t]
+        mean = [100 * g[str(m)]["mean"] for m in sizes]
+        lo = [100 * g[str(m)]["ci"][0] for m in sizes]
+        hi = [100 * g[str(m)]["ci"][1] for m in sizes]
+        ax.plot(sizes, mean, "o-", label="NP-BTL")
+        ax.fill_between(sizes, lo, hi, alpha=0.25)
+        ax.axhline(100 * doc["accuracy"]["btl"][t]["0"]["mean"], color="grey", ls="--", label="BTL (pooled)")
+        if f"oracle:{t}" in doc["accuracy"]:
+            ax.axhline(
+                100 * doc["accuracy"][f"oracle:{t}"][t]["0"]["mean"], color="green", ls=":", label="oracle"
+            )
+        ax.set_title(t)
+        ax.set_xlabel("context pairs m")
+        ax.set_ylim(30, 100)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("target accuracy (%)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"text task {doc['task']}" + (" + length feature" if doc.get("length_feature") else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bench_config_from(task: str, **overrides: Any) -> TextBenchConfig:
+    """A :class:`TextBenchConfig` for ``task`` with keyword overrides (unknown keys are an error)."""
+    return replace(TextBenchConfig(task=task), **overrides)
