@@ -30,19 +30,33 @@ TARGETS = [
     ("ultrafeedback", "ultrafeedback_binarized_sample/train_clean.jsonl", {}),
 ]
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 byte_edits = st.lists(
-    st.tuples(st.sampled_from(["flip", "delete", "insert", "truncate", "dupline", "dropline"]),
-              st.floats(0, 1), st.integers(1, 8), st.binary(min_size=1, max_size=6)),
-    min_size=1, max_size=4,
+    st.tuples(
+        st.sampled_from(["flip", "delete", "insert", "truncate", "dupline", "dropline"]),
+        st.floats(0, 1),
+        st.integers(1, 8),
+        st.binary(min_size=1, max_size=6),
+    ),
+    min_size=1,
+    max_size=4,
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 50) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 50)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -52,9 +66,9 @@ def _apply(data: bytes, edits) -> bytes:
         i = int(pos * len(data))
         if op == "flip" and data:
             i = min(i, len(data) - 1)
-            data = data[:i] + bytes([data[i] ^ blob[0] or 0xFF]) + data[i + 1:]
+            data = data[:i] + bytes([data[i] ^ blob[0] or 0xFF]) + data[i + 1 :]
         elif op == "delete":
-            data = data[:i] + data[i + n:]
+            data = data[:i] + data[i + n :]
         elif op == "insert":
             data = data[:i] + blob + data[i:]
         elif op == "truncate":
@@ -62,7 +76,7 @@ def _apply(data: bytes, edits) -> bytes:
         elif op in ("dupline", "dropline"):
             lines = data.split(b"\n")
             j = min(int(pos * len(lines)), len(lines) - 1)
-            lines = lines[:j] + ([lines[j]] * 2 if op == "dupline" else []) + lines[j + 1:]
+            lines = lines[:j] + ([lines[j]] * 2 if op == "dupline" else []) + lines[j + 1 :]
             data = b"\n".join(lines)
     return data
 
@@ -81,7 +95,12 @@ def _check_loaded(out) -> None:
     else:
         assert isinstance(out, PreferenceData)
         for p in out:
-            assert isinstance(p.prompt, str) and p.chosen != p.rejected and p.chosen.strip() and p.rejected.strip()
+            assert (
+                isinstance(p.prompt, str)
+                and p.chosen != p.rejected
+                and p.chosen.strip()
+                and p.rejected.strip()
+            )
         assert len({p.metadata["pair_id"] for p in out}) == len(out)
 
 
@@ -90,7 +109,9 @@ def _load_corrupted(name: str, rel: str, opts: dict, mutate, skip_invalid: bool)
         root = write_mini_data(Path(tmp) / "data")
         path = root / rel
         if path.suffix == ".gz":
-            path.write_bytes(mutate(gzip.decompress(path.read_bytes())) if skip_invalid else mutate(path.read_bytes()))
+            path.write_bytes(
+                mutate(gzip.decompress(path.read_bytes())) if skip_invalid else mutate(path.read_bytes())
+            )
             if skip_invalid:
                 path.write_bytes(gzip.compress(path.read_bytes()))
         else:
@@ -146,7 +167,9 @@ def _replace(obj, choice: float, value) -> None:
 JSON_TARGETS = [t for t in TARGETS if t[1].endswith((".json", ".jsonl"))]
 
 
-@pytest.mark.parametrize(("name", "rel", "opts"), JSON_TARGETS, ids=[t[1].split("/")[-1] for t in JSON_TARGETS])
+@pytest.mark.parametrize(
+    ("name", "rel", "opts"), JSON_TARGETS, ids=[t[1].split("/")[-1] for t in JSON_TARGETS]
+)
 @SETTINGS
 @given(choice=st.floats(0, 0.999), value=json_values, skip=st.booleans())
 def test_wrong_json_values_give_dataerror_or_a_valid_load(name, rel, opts, choice, value, skip):
@@ -154,7 +177,11 @@ def test_wrong_json_values_give_dataerror_or_a_valid_load(name, rel, opts, choic
 
 
 @SETTINGS
-@given(edits=byte_edits, skip=st.booleans(), which=st.sampled_from(["manifest.json", "questions.jsonl", "users.jsonl"]))
+@given(
+    edits=byte_edits,
+    skip=st.booleans(),
+    which=st.sampled_from(["manifest.json", "questions.jsonl", "users.jsonl"]),
+)
 def test_project_format_corruptions(edits, skip, which):
     with tempfile.TemporaryDirectory() as tmp:
         root = write_mini_data(Path(tmp) / "data")
@@ -170,10 +197,10 @@ def test_project_format_corruptions(edits, skip, which):
 
 
 CSV_TABLE = (
-    'user_id,question_id,question,options,answer,profile:Age,profile_text\n'
+    "user_id,question_id,question,options,answer,profile:Age,profile_text\n"
     'u1,q1,Do you agree?,"[""Yes"", ""No""]",Yes,30-49,Likes tea\n'
     'u1,q2,How often?,"[""Often"", ""Never"", ""Refused""]",Never,30-49,\n'
-    'u2,q1,,,No,,\n'
+    "u2,q1,,,No,,\n"
 )
 
 
@@ -189,3 +216,45 @@ def test_csv_import_corruptions(edits, skip):
             assert str(e)
             return
         _check_loaded(out)
+
+
+CSV_TARGETS = [
+    (
+        "opinionqa-groups",
+        "opinionqa/questions/American_Trends_Panel_W26/info.csv",
+        {},
+        ["references", "option_ordinal"],
+    ),
+    (
+        "globalopinionqa-csv",
+        "globalopinionqa/global_opinions_format.csv",
+        {"min_questions": 1},
+        ["selections", "options"],
+    ),
+]
+literal_like = st.one_of(
+    st.text(alphabet="[]{}()'\",.:0123456789-eE abcNnaInf\\x", max_size=30),
+    st.text(max_size=12),
+    json_values.map(repr),
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "rel", "opts", "columns"), CSV_TARGETS, ids=["info.csv", "global_opinions.csv"]
+)
+@SETTINGS
+@given(row=st.integers(0, 2), col=st.integers(0, 1), cell=literal_like, skip=st.booleans())
+def test_python_literal_cells_give_dataerror_or_a_valid_load(name, rel, opts, columns, row, col, cell, skip):
+    import csv
+    import io
+
+    def mutate(data: bytes) -> bytes:
+        rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+        rows[row][columns[col]] = cell
+        out = io.StringIO(newline="")
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue().encode()
+
+    _load_corrupted(name, rel, opts, mutate, skip)

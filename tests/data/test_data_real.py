@@ -52,7 +52,9 @@ def test_opinionqa_users_counts_match_the_files(real_users, data_dir):
     assert len(real_users.questions) == len(qs)
     assert sum(len(u.opinions) for u in real_users.users) == sum(len(r["answers"]) for r in raw)
     assert [u.id for u in real_users.users] == [str(r["user_id"]) for r in raw]
-    assert sum(1 for u in real_users.users if u.meta["profile_complete"]) == sum(r["profile_complete"] for r in raw)
+    assert sum(1 for u in real_users.users if u.meta["profile_complete"]) == sum(
+        r["profile_complete"] for r in raw
+    )
     _assert_valid(real_users)
 
 
@@ -109,7 +111,9 @@ def _independent_groups(data_dir: Path) -> tuple[set[str], set[tuple[str, str]],
     qids, groups = set(), set()
     cells = zero = ties = 0
     for wave_dir in sorted((data_dir / "opinionqa/group_counts").iterdir()):
-        with open(data_dir / "opinionqa/questions" / wave_dir.name / "info.csv", newline="", encoding="utf-8") as f:
+        with open(
+            data_dir / "opinionqa/questions" / wave_dir.name / "info.csv", newline="", encoding="utf-8"
+        ) as f:
             refs = {r["key"]: ast.literal_eval(r["references"]) for r in csv.DictReader(f)}
         for path in sorted(wave_dir.glob("*_data.json")):
             attr = path.name.split("_data.json")[0]
@@ -147,12 +151,14 @@ def test_opinionqa_groups_options_come_from_references_not_mc_options(real_group
     comma = [q for q in real_groups.questions.values() if any("," in o for o in q.options)]
     assert comma, "some options contain commas"
     for q in comma[:20]:
-        with open(data_dir / "opinionqa/questions" / q.meta["wave"] / "info.csv", newline="", encoding="utf-8") as f:
+        with open(
+            data_dir / "opinionqa/questions" / q.meta["wave"] / "info.csv", newline="", encoding="utf-8"
+        ) as f:
             row = next(r for r in csv.DictReader(f) if r["key"] == q.id)
         assert list(q.options) == ast.literal_eval(row["references"])
         ords = ast.literal_eval(row["option_ordinal"])
         assert list(q.ordinals[: len(ords)]) == ords
-        assert all(v is None for v in q.ordinals[len(ords):])
+        assert all(v is None for v in q.ordinals[len(ords) :])
     # the noR typo is absorbed: POLICY3_W42's middle option gets its counts
     q = real_groups.questions["POLICY3_W42"]
     j = next(i for i, o in enumerate(q.options) if "noR" in o or "nor worse" in o)
@@ -163,9 +169,10 @@ def test_opinionqa_groups_options_come_from_references_not_mc_options(real_group
 def test_opinionqa_groups_tie_policy_first_keeps_ties(data_dir, real_groups):
     first = load_dataset("opinionqa-groups", data_dir=data_dir, tie_policy="first")
     dropped = report_of(real_groups).dropped_counts()
-    assert sum(len(u.opinions) for u in first.users) == sum(len(u.opinions) for u in real_groups.users) + dropped[
-        "tied modal answer"
-    ]
+    assert (
+        sum(len(u.opinions) for u in first.users)
+        == sum(len(u.opinions) for u in real_groups.users) + dropped["tied modal answer"]
+    )
 
 
 # -- globalopinionqa ------------------------------------------------------------------------------
@@ -219,7 +226,10 @@ def test_globalopinionqa_csv_layout_agrees_with_jsonl(real_goqa, data_dir):
 
     def by_text(ub):
         return {
-            (u.id, ub.questions[o.question_id].text, ub.questions[o.question_id].options): (o.choice, o.distribution)
+            (u.id, ub.questions[o.question_id].text, ub.questions[o.question_id].options): (
+                o.choice,
+                o.distribution,
+            )
             for u in ub.users
             for o in u.opinions
         }
@@ -251,8 +261,11 @@ def test_population_reference_covers_about_62_percent(real_users, data_dir):
         assert sum(dist) == pytest.approx(1.0)
     # independent check on one question: POLPARTY counts summed over every group
     qid = next(iter(sorted(ref)))
-    wave = next(p for p in (data_dir / "opinionqa/group_counts").iterdir() if qid in json.loads(
-        (p / "POLPARTY_data.json").read_text()))
+    wave = next(
+        p
+        for p in (data_dir / "opinionqa/group_counts").iterdir()
+        if qid in json.loads((p / "POLPARTY_data.json").read_text())
+    )
     entry = json.loads((wave / "POLPARTY_data.json").read_text())[qid]
     opts = [o.lower() for o in real_users.questions[qid].options]
     vec = [0.0] * len(opts)
@@ -276,7 +289,7 @@ def test_hh_rlhf_counts_and_prompt_split(data_dir):
             if r["chosen"][: ic + len(marker)] != r["rejected"][: ir + len(marker)]:
                 expected["unequal prompts"] += 1
                 continue
-            a, b = r["chosen"][ic + len(marker):].strip(), r["rejected"][ir + len(marker):].strip()
+            a, b = r["chosen"][ic + len(marker) :].strip(), r["rejected"][ir + len(marker) :].strip()
             if not a or not b:
                 expected["empty response"] += 1
             elif a == b:
@@ -290,6 +303,9 @@ def test_hh_rlhf_counts_and_prompt_split(data_dir):
     for p in pairs:
         assert p.prompt.endswith(marker) and p.chosen == p.chosen.strip() and p.chosen != p.rejected
     assert len({p.metadata["pair_id"] for p in pairs}) == len(pairs)
+    users = pairs.by_subset()
+    assert {u.id: len(u.pairs) for u in users} == pairs.subsets()
+    assert all(p.metadata["subset"] == u.id for u in users for p in u.pairs)
     helpful = load_preference_pairs("hh-rlhf", data_dir=data_dir, subsets=["helpful"])
     assert len(helpful) == expected["helpful"]
 
@@ -299,13 +315,17 @@ def test_ultrafeedback_keeps_scores_and_flags_ties(data_dir):
     raw = _jsonl(data_dir / "ultrafeedback_binarized_sample/train_clean.jsonl") + _jsonl(
         data_dir / "ultrafeedback_binarized_sample/eval_clean.jsonl"
     )
-    degenerate = sum(1 for r in raw if r["chosen"] == r["rejected"] or not r["chosen"].strip()
-                     or not r["rejected"].strip())
+    degenerate = sum(
+        1 for r in raw if r["chosen"] == r["rejected"] or not r["chosen"].strip() or not r["rejected"].strip()
+    )
     assert len(pairs) == len(raw) - degenerate
     ties_kept = sum(
-        1 for r in raw
+        1
+        for r in raw
         if r["metadata"]["score_chosen"] == r["metadata"]["score_rejected"]
-        and r["chosen"] != r["rejected"] and r["chosen"].strip() and r["rejected"].strip()
+        and r["chosen"] != r["rejected"]
+        and r["chosen"].strip()
+        and r["rejected"].strip()
     )
     assert sum(1 for p in pairs if p.metadata["tie"]) == ties_kept
     assert all(p.metadata["subset"] == "uf" for p in pairs)

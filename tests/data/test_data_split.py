@@ -24,7 +24,11 @@ from personalign.data.split import user_seed
 
 
 def _key(s: UserSplit):
-    return (s.user_id, [(i.question.id, i.answer) for i in s.train], [(i.question.id, i.answer) for i in s.test])
+    return (
+        s.user_id,
+        [(i.question.id, i.answer) for i in s.train],
+        [(i.question.id, i.answer) for i in s.test],
+    )
 
 
 def test_split_sizes_and_partition(real_users):
@@ -70,7 +74,8 @@ def test_max_test_caps_the_test_set(real_goqa):
 def _tiny_base(n_opinions: list[int]) -> UserBase:
     q = {f"q{i}": Question(f"q{i}", f"Question {i}?", ("Yes", "No", "Refused")) for i in range(10)}
     users = tuple(
-        User(f"u{j}", Profile(), tuple(Opinion(f"q{i}", i % 3) for i in range(n))) for j, n in enumerate(n_opinions)
+        User(f"u{j}", Profile(), tuple(Opinion(f"q{i}", i % 3) for i in range(n)))
+        for j, n in enumerate(n_opinions)
     )
     return UserBase("tiny", q, users)
 
@@ -98,6 +103,7 @@ def test_privacy_a_split_exposes_nothing_of_other_users(real_groups):
     others = [u for u in ub.users if u.id != target.id]
 
     seen_ids: set[int] = set()
+    other_opinion_ids = {id(o) for u in others for o in u.opinions}
 
     def walk(obj, depth=0):
         """Every object reachable from the split."""
@@ -106,7 +112,7 @@ def test_privacy_a_split_exposes_nothing_of_other_users(real_groups):
         seen_ids.add(id(obj))
         assert obj is not ub and not isinstance(obj, UserBase)
         assert not (isinstance(obj, User) and obj.id != target.id)
-        assert not any(obj is o for u in others for o in u.opinions)
+        assert id(obj) not in other_opinion_ids
         yield obj
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             for f in dataclasses.fields(obj):
@@ -127,7 +133,10 @@ def test_privacy_a_split_exposes_nothing_of_other_users(real_groups):
     # no other user's answer distribution appears anywhere in the split
     other_dists = {o.distribution for u in others for o in u.opinions}
     own_dists = {o.distribution for o in target.opinions}
-    leaked = [x for x in reachable if isinstance(x, tuple) and x in other_dists and x not in own_dists]
+    float_tuples = [
+        x for x in reachable if isinstance(x, tuple) and x and all(isinstance(v, float) for v in x)
+    ]
+    leaked = [x for x in float_tuples if x in other_dists and x not in own_dists]
     assert leaked == []
     # question metadata carries no user data
     assert all(set(i.question.meta) <= {"wave"} for i in split.train + split.test)

@@ -27,8 +27,15 @@ def _users(mini: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "name", ["opinionqa-users", "opinionqa-groups", "globalopinionqa", "globalopinionqa-csv", "hh-rlhf",
-             "ultrafeedback"]
+    "name",
+    [
+        "opinionqa-users",
+        "opinionqa-groups",
+        "globalopinionqa",
+        "globalopinionqa-csv",
+        "hh-rlhf",
+        "ultrafeedback",
+    ],
 )
 def test_mini_folder_loads_cleanly(mini_dir, name):
     opts = {"min_questions": 1} if name.startswith("globalopinionqa") else {}
@@ -72,7 +79,9 @@ def test_duplicated_question_in_globalopinionqa(mini_dir):
 
 def test_duplicated_country_in_csv_selections(mini_dir):
     path = mini_dir / "globalopinionqa/global_opinions_format.csv"
-    path.write_text(path.read_text().replace("{'France': [0.9, 0.1],", "{'France': [0.9, 0.1], 'France': [0.1, 0.9],"))
+    path.write_text(
+        path.read_text().replace("{'France': [0.9, 0.1],", "{'France': [0.9, 0.1], 'France': [0.1, 0.9],")
+    )
     with pytest.raises(DataError) as e:
         load_dataset("globalopinionqa-csv", data_dir=mini_dir, cache=False, min_questions=1)
     assert e.value.field == "selections" and "duplicated country 'France'" in str(e.value)
@@ -92,7 +101,9 @@ def test_answer_index_outside_options(mini_dir):
     err = e.value
     assert (err.line, err.field) == (2, "answers[1].answer_index")
     assert err.expected == "an integer in 0..2" and err.got == 7
-    assert str(err).endswith("users.jsonl:2: field 'answers[1].answer_index': bad value; expected an integer in 0..2, got 7")
+    assert str(err).endswith(
+        "users.jsonl:2: field 'answers[1].answer_index': bad value; expected an integer in 0..2, got 7"
+    )
     ub = load_dataset("opinionqa-users", data_dir=mini_dir, skip_invalid=True, cache=False)
     assert [len(u.opinions) for u in ub.users] == [3, 1, 3]  # only the bad answer is skipped
 
@@ -146,17 +157,19 @@ def test_empty_option_list_hwang(mini_dir):
 
 def test_empty_option_list_globalopinionqa_csv(mini_dir):
     path = mini_dir / "globalopinionqa/global_opinions_format.csv"
-    path.write_text(path.read_text().replace("\"['Yes', 'No']\"", "\"[]\""))
+    path.write_text(path.read_text().replace("\"['Yes', 'No']\"", '"[]"'))
     with pytest.raises(DataError) as e:
         load_dataset("globalopinionqa-csv", data_dir=mini_dir, cache=False, min_questions=1)
     assert e.value.line == 4 and e.value.field == "options"
-    ub = load_dataset("globalopinionqa-csv", data_dir=mini_dir, cache=False, min_questions=1, skip_invalid=True)
+    ub = load_dataset(
+        "globalopinionqa-csv", data_dir=mini_dir, cache=False, min_questions=1, skip_invalid=True
+    )
     assert len(ub.questions) == 2 and report_of(ub).skipped[0].line == 4
 
 
 def test_empty_references_in_info_csv(mini_dir):
     path = mini_dir / "opinionqa/questions/American_Trends_Panel_W26/info.csv"
-    path.write_text(path.read_text().replace("\"['Yes', 'No', 'Refused']\"", "\"[]\""))
+    path.write_text(path.read_text().replace("\"['Yes', 'No', 'Refused']\"", '"[]"'))
     with pytest.raises(DataError) as e:
         load_dataset("opinionqa-groups", data_dir=mini_dir, cache=False)
     assert e.value.line == 2 and e.value.field == "options"
@@ -187,8 +200,10 @@ def test_unknown_question_id_in_group_counts(mini_dir):
 
 
 def test_unknown_question_id_in_country_distributions(mini_dir):
-    _rewrite_jsonl(mini_dir / "globalopinionqa/country_distributions.jsonl",
-                   lambda rows: rows.append({"country": "Chile", "q_index": 99, "distribution": [1.0]}))
+    _rewrite_jsonl(
+        mini_dir / "globalopinionqa/country_distributions.jsonl",
+        lambda rows: rows.append({"country": "Chile", "q_index": 99, "distribution": [1.0]}),
+    )
     with pytest.raises(DataError) as e:
         load_dataset("globalopinionqa", data_dir=mini_dir, cache=False, min_questions=1)
     assert e.value.line == 9 and e.value.field == "q_index" and "unknown question id" in str(e.value)
@@ -249,8 +264,10 @@ def test_invalid_json_line(mini_dir):
 
 
 def test_missing_field_and_wrong_type(mini_dir):
-    _rewrite_jsonl(mini_dir / "ultrafeedback_binarized_sample/eval_clean.jsonl",
-                   lambda rows: rows[0]["metadata"].pop("score_rejected"))
+    _rewrite_jsonl(
+        mini_dir / "ultrafeedback_binarized_sample/eval_clean.jsonl",
+        lambda rows: rows[0]["metadata"].pop("score_rejected"),
+    )
     with pytest.raises(DataError) as e:
         load_dataset("ultrafeedback", data_dir=mini_dir, cache=False)
     assert e.value.field == "metadata.score_rejected" and "missing" in str(e.value)
@@ -266,7 +283,7 @@ def test_hh_dialogue_without_assistant_turn(mini_dir):
 
 def test_bad_python_literal(mini_dir):
     path = mini_dir / "opinionqa/questions/American_Trends_Panel_W26/info.csv"
-    path.write_text(path.read_text().replace("\"[1.0, 2.0]\"", "\"[1.0, 2.0\"", 1))
+    path.write_text(path.read_text().replace('"[1.0, 2.0]"', '"[1.0, 2.0"', 1))
     with pytest.raises(DataError) as e:
         load_dataset("opinionqa-groups", data_dir=mini_dir, cache=False)
     assert e.value.field == "option_ordinal" and e.value.line == 2 and "Python literal" in str(e.value)
@@ -317,8 +334,13 @@ def test_env_var_points_at_the_data(mini_dir, monkeypatch):
 def test_unknown_dataset_lists_available():
     from personalign.registry import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match="available: .*opinionqa-users"):
+    with pytest.raises(UnknownNameError, match=r"available: .*opinionqa-users"):
         load_dataset("no-such-dataset")
+
+
+def test_unknown_loader_option_lists_available(mini_dir):
+    with pytest.raises(ValueError, match=r"unknown option 'nope' for dataset 'hh-rlhf'; available: subsets"):
+        load_dataset("hh-rlhf", data_dir=mini_dir, nope=1)
 
 
 def test_cache_sees_changed_files(mini_dir):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -162,3 +163,40 @@ def test_config_mismatch_refused(first_run, tmp_path: Path, data_dir: Path) -> N
 def test_unknown_method_lists_available(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError, match=r"available: .*fermi"):
         evaluate("opinionqa-users", ["fermi", "no-such-method"], users=1, out=tmp_path, progress=False, **SIM)
+
+
+class _Spy:
+    """Records what the runner hands a method."""
+
+    seen: ClassVar[list[dict]] = []
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def fit(self, split):
+        _Spy.seen.append({"reference": self.ctx.reference, "test": split.test, "user": split.user_id})
+        return self
+
+    def predict(self, questions):
+        from personalign.methods.base import Prediction
+
+        _Spy.seen[-1]["asked"] = [q.id for q in questions]
+        return [Prediction(q.id, 0, tuple(1.0 / len(q.options) for _ in q.options)) for q in questions]
+
+
+def test_methods_see_one_user_without_test_answers(tmp_path: Path, data_dir: Path) -> None:
+    from personalign.methods.registry import METHODS
+
+    if "test-eval-spy" not in METHODS:
+        METHODS.register("test-eval-spy", _Spy)
+    _Spy.seen.clear()
+    res = evaluate(
+        "opinionqa-users", ["test-eval-spy"], users=2, out=tmp_path, data_dir=data_dir, progress=False, **SIM
+    )
+    assert len(_Spy.seen) == 2
+    for seen, user in zip(_Spy.seen, res.summary["users"], strict=True):
+        assert seen["user"] == user
+        assert seen["reference"] is None  # only group-majority gets population aggregates
+        assert seen["test"] == ()  # fit never sees the held-out items
+        preds = (pair_dir(tmp_path, "test-eval-spy", user) / "predictions.jsonl").read_text().splitlines()
+        assert [json.loads(p)["question_id"] for p in preds] == seen["asked"]

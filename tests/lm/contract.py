@@ -132,7 +132,9 @@ def check_generation_contract(lm: LanguageModel) -> None:
 
     # the same request with the same seed gives the same text, alone or with other requests
     (alone,) = lm.generate([story])
-    assert alone.text == batch[0].text, f"seeded text changed with the batch: {alone.text!r} vs {batch[0].text!r}"
+    assert alone.text == batch[0].text, (
+        f"seeded text changed with the batch: {alone.text!r} vs {batch[0].text!r}"
+    )
     (greedy_alone,) = lm.generate([greedy])
     assert greedy_alone.text == batch[2].text, "greedy text changed between calls"
     again = lm.generate([other, story])
@@ -142,12 +144,24 @@ def check_generation_contract(lm: LanguageModel) -> None:
     base = batch[0].text
     stop = next((c for c in base[len(base) // 3 :] if c.isalpha()), None)
     if stop is not None:
-        (cut,) = lm.generate([_greq(story.messages[0].content, max_tokens=16, temperature=0.9, top_p=0.95,
-                                     seed=7, stop=(stop,))])
+        (cut,) = lm.generate(
+            [
+                _greq(
+                    story.messages[0].content,
+                    max_tokens=16,
+                    temperature=0.9,
+                    top_p=0.95,
+                    seed=7,
+                    stop=(stop,),
+                )
+            ]
+        )
         assert stop not in cut.text, f"stop string {stop!r} found in {cut.text!r}"
         assert cut.text == base[: base.index(stop)], (
             f"text with stop {stop!r} should be {base[: base.index(stop)]!r}, got {cut.text!r}"
         )
         assert cut.finish_reason == "stop"
-    (never,) = lm.generate([_greq("Count from one to twenty.", max_tokens=12, temperature=0.0, stop=("\x00\x01",))])
+    (never,) = lm.generate(
+        [_greq("Count from one to twenty.", max_tokens=12, temperature=0.0, stop=("\x00\x01",))]
+    )
     assert "\x00\x01" not in never.text

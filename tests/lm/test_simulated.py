@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from contract import check_choice_contract, check_generation_contract
 
 from personalign.lm.base import GenerationRequest, LanguageModel, Message
 from personalign.lm.chat import render_choice
@@ -14,6 +13,8 @@ from personalign.lm.simulated import (
     content_words,
     simulated_users,
 )
+
+from .contract import check_choice_contract, check_generation_contract
 
 Q = "Climate rules should be expanded nationwide."
 Q_SAME_TOPIC = "Climate rules deserve more public funding."

@@ -141,14 +141,14 @@ def info(
             t.add_row(*r)
         console.print(t)
         if s.profile_attributes:
-            pt = Table(title="Profile completeness")
+            pt = Table(title="Profile completeness", min_width=40)
             pt.add_column("attribute")
             pt.add_column("users", justify="right")
             pt.add_column("share", justify="right")
             for attr, n in s.profile_attributes.items():
                 pt.add_row(attr, str(n), f"{n / s.users:.1%}")
             console.print(pt)
-        bt = Table(title="Answer-option balance (share of answers by option position)")
+        bt = Table(title="Answer-option balance", caption="share of answers by option position", min_width=40)
         bt.add_column("position")
         bt.add_column("share", justify="right")
         for pos, share in s.choice_position.items():

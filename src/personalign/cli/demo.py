@@ -29,6 +29,9 @@ def demo_command(
         typer.Option("--data-dir", help="Datasets folder (default: PERSONALIGN_DATA_DIR or ../shared/data)."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Users in parallel processes.")] = 1,
+    cache_file: Annotated[
+        Path | None, typer.Option("--cache-file", help="LM-call cache file (default: the shared cache).")
+    ] = None,
 ) -> None:
     """Personalize a small LLM to a few real survey respondents and compare with the baselines."""
     from personalign.cli.eval import print_summary
@@ -55,7 +58,15 @@ def demo_command(
         f"{model or p.model}, T={p.T}, K={p.K}, {p.max_test} test questions each. Output: {out}"
     )
     try:
-        res = run_demo(preset, model=model, users=users, out=out, data_dir=data_dir, workers=workers)
+        res = run_demo(
+            preset,
+            model=model,
+            users=users,
+            out=out,
+            data_dir=data_dir,
+            workers=workers,
+            cache=cache_file if cache_file is not None else True,
+        )
     except FileNotFoundError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None

@@ -238,6 +238,12 @@ def load_dataset(
     if isinstance(name_or_path, Path) or (name_or_path not in DATASETS and _looks_like_path(name_or_path)):
         return _load_path(Path(name_or_path), skip_invalid=skip_invalid, **options)
     loader = DATASETS.get(str(name_or_path))
+    unknown = sorted(set(options) - set(loader.options))
+    if unknown:
+        raise ValueError(
+            f"unknown option {unknown[0]!r} for dataset {loader.name!r}; "
+            f"available: {', '.join(loader.options) or '(none)'}"
+        )
     if not cache or not loader.roots:
         return loader.load(data_dir, skip_invalid=skip_invalid, **options)
     root = resolve_data_dir(data_dir)

@@ -32,6 +32,7 @@ from personalign.data.readers import (
     read_json,
 )
 from personalign.data.report import LoadReport
+from personalign.data.split import select_users
 from personalign.data.types import Opinion, Profile, Question, User, UserBase
 
 USERS_DIR = ("opinionqa", "hwang2023_users")
@@ -175,8 +176,6 @@ def load_opinionqa_users(
         MappingProxyType({"report": report, "source": "/".join(USERS_DIR), "user_set": "all"}),
     )
     if user_set != "all":
-        from personalign.data.split import select_users
-
         ub = select_users(ub, user_set, seed=seed)
     return ub
 

@@ -19,7 +19,7 @@ from personalign.data.datadir import dataset_path
 from personalign.data.errors import DataError
 from personalign.data.readers import Where, as_dict, as_int, as_number, as_str, get_field, iter_jsonl
 from personalign.data.report import LoadReport
-from personalign.data.types import PreferencePair
+from personalign.data.types import PreferencePair, PreferenceUser
 
 ASSISTANT = "\n\nAssistant:"
 HH_DIR = "hh_rlhf"
@@ -49,6 +49,13 @@ class PreferenceData(Sequence[PreferencePair]):
 
     def __iter__(self) -> Iterator[PreferencePair]:
         return iter(self.pairs)
+
+    def by_subset(self) -> tuple[PreferenceUser, ...]:
+        """The pairs grouped by ``metadata["subset"]`` as :class:`PreferenceUser` s (id = subset)."""
+        groups: dict[str, list[PreferencePair]] = {}
+        for p in self.pairs:
+            groups.setdefault(str(p.metadata.get("subset", "")), []).append(p)
+        return tuple(PreferenceUser(k, tuple(v)) for k, v in groups.items())
 
     def subsets(self) -> dict[str, int]:
         """Pair counts by ``metadata["subset"]``."""

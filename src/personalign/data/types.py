@@ -16,14 +16,16 @@ from typing import Any
 @dataclass(frozen=True)
 class Question:
     """A multiple-choice question. ``options`` are display texts; ``option_values`` keep the
-    original values when the source stored them as numbers (e.g. ``0.0 … 10.0`` scales)."""
+    original values when the source stored them as numbers (e.g. ``0.0 … 10.0`` scales).
+    ``ordinals`` gives each option's ordinal value (``None`` for non-ordinal options such as
+    ``Refused``). Hashable (``meta`` is left out of the hash)."""
 
     id: str
     text: str
     options: tuple[str, ...]
     option_values: tuple[Any, ...] | None = None
     ordinals: tuple[float | None, ...] | None = None
-    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def __post_init__(self) -> None:
         if not self.options:

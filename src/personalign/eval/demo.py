@@ -121,6 +121,7 @@ def run_demo(
     out: str | Path = "runs/demo",
     data_dir: str | Path | None = None,
     workers: int = 1,
+    cache: bool | str | Path = True,
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo (see module docstring); ``model``/``users`` override the preset."""
@@ -139,6 +140,7 @@ def run_demo(
         workers=workers,
         method_options={"T": p.T, "K": p.K, **p.options},
         data_dir=data_dir,
+        cache=cache,
         progress=progress,
     )
     user_id = run.summary["users"][0] if run.summary["users"] else None

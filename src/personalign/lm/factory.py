@@ -64,7 +64,9 @@ def parse_spec(spec: str, backend: str | None = None) -> tuple[str, str | None]:
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in BACKENDS:
         if backend is not None and backend != prefix:
-            raise ValueError(f"model spec {spec!r} names backend {prefix!r} but backend={backend!r} was given")
+            raise ValueError(
+                f"model spec {spec!r} names backend {prefix!r} but backend={backend!r} was given"
+            )
         return prefix, rest or None
     if not sep and spec in BACKENDS and spec in _NO_MODEL_BACKENDS and backend in (None, spec):
         return spec, None

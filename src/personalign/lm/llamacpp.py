@@ -127,7 +127,9 @@ class LlamaCppLM:
         chat = [m.to_dict() for m in messages]
         if self._system_ok is None:
             try:
-                self._formatter(messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+                self._formatter(
+                    messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+                )
                 self._system_ok = True
             except Exception:
                 self._system_ok = False

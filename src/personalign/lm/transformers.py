@@ -19,9 +19,13 @@ vector width ("AVX512"), not bf16 support, so it is not enough on its own. Measu
 
 **Choice scoring** renders each chat with the model's own chat template (``add_generation_prompt``;
 a template that rejects a system turn gets the system text prepended to the first user turn),
-sorts requests by length, left-pads each batch (attention mask and position ids from the mask, so
-padding changes nothing), runs one forward pass computing only the last position's logits, and
-takes ``log_softmax`` over the whole vocabulary. An option's log-probability is the log-sum-exp over
+sorts requests by length, right-pads each batch (attention mask; position ids count real tokens),
+runs one forward pass computing only the logits at each row's last real position, and takes
+``log_softmax`` over the whole vocabulary. Right padding keeps every real token at the same place
+in the tensor as when the request runs alone, and with the default eager attention this makes the
+scores of a request bit-identical whatever else is in the batch, in bf16 too (left padding, or SDPA,
+shifts the bf16 reductions and moved log-probabilities by up to 0.1-0.4 on smollm2-135m; eager costs
+no measurable speed at these prompt lengths on CPU). An option's log-probability is the log-sum-exp over
 the single-token spellings of its letter (``"A"`` and ``" A"``); ``letter_mass`` is the total
 probability on all option letters. The shared persona prefix is not reused across requests (no KV
 sharing): every request is computed in full, which keeps batched and one-by-one results equal.
@@ -178,6 +182,9 @@ class TransformersLM:
             on the rest of the batch (see the module docstring).
         num_threads: CPU threads for torch (``None`` leaves torch's default).
         convert_gguf: save a dequantized safetensors copy of a GGUF on first load (recommended).
+        attn_implementation: ``"eager"`` (default: batch-independent scores, see the module
+            docstring) or ``"sdpa"`` / ``"flash_attention_2"`` (faster for long prompts on a GPU;
+            batched scores then match one-by-one ones only to within bf16 rounding).
     """
 
     backend = "transformers"
@@ -192,6 +199,7 @@ class TransformersLM:
         batch_invariant: bool = True,
         num_threads: int | None = None,
         convert_gguf: bool = True,
+        attn_implementation: str = "eager",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -227,7 +235,9 @@ class TransformersLM:
             load_kwargs = {}
         where = self.loaded_from_ if self.loaded_from_.is_dir() else self.loaded_from_.parent
         self.tokenizer = AutoTokenizer.from_pretrained(where, **load_kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(where, dtype=self.dtype_, **load_kwargs)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            where, dtype=self.dtype_, attn_implementation=attn_implementation, **load_kwargs
+        )
         self.model.to(self.device_)
         self.model.eval()
         self.load_seconds_ = time.perf_counter() - start
@@ -294,26 +304,42 @@ class TransformersLM:
 
     # -- batching ---------------------------------------------------------------------------------
 
-    def pad_batch(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Left-pad ``seqs``: ``(input_ids, attention_mask, position_ids)`` on the model's device."""
+    def pad_batch(
+        self, seqs: Sequence[Sequence[int]], side: str = "left"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pad ``seqs`` on ``side``: ``(input_ids, attention_mask, position_ids)`` on the model's device.
+
+        Position ids count real tokens only, so a padded sequence sees the same positions as alone.
+        """
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id_, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, s in enumerate(seqs):
             if s:
-                ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-                mask[i, width - len(s) :] = 1
+                cols = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+                ids[i, cols] = torch.tensor(s, dtype=torch.long)
+                mask[i, cols] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         return ids.to(self.device_), mask.to(self.device_), pos.to(self.device_)
 
     def last_logprobs(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Full-vocabulary log-probabilities (float32, on CPU) of the next token after each sequence."""
-        ids, mask, pos = self.pad_batch(seqs)
+        """Full-vocabulary log-probabilities (float32, on CPU) of the next token after each sequence.
+
+        Sequences are right-padded, so every real token sits at the same place in the tensor as
+        when it is run alone; with eager attention this makes a sequence's result independent of
+        the rest of the batch (bit-identical on CPU, bf16 included). Only the logits of the rows'
+        last positions are computed.
+        """
+        ids, mask, pos = self.pad_batch(seqs, side="right")
+        last = torch.tensor([len(s) - 1 for s in seqs], device=self.device_)
+        keep = torch.unique(last)
+        column = torch.searchsorted(keep, last)
         with torch.inference_mode():
             out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=1
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=keep
             )
-        return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1).cpu()
+            logits = out.logits[torch.arange(len(seqs), device=self.device_), column]
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
 
     # -- choice scoring ---------------------------------------------------------------------------
 
@@ -363,7 +389,9 @@ class TransformersLM:
         out: list[GenerationResult | None] = [None] * len(distinct)
         for b in range(0, len(order), step):
             idx = order[b : b + step]
-            for i, res in zip(idx, self._decode([prompts[i] for i in idx], [distinct[i] for i in idx]), strict=True):
+            for i, res in zip(
+                idx, self._decode([prompts[i] for i in idx], [distinct[i] for i in idx]), strict=True
+            ):
                 out[i] = res
         results = [out[unique[r]] for r in requests]
         final = [r for r in results if r is not None]

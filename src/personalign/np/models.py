@@ -138,18 +138,30 @@ class RewardModelBase(nn.Module):
         """Rewards ``(n,)`` of ``n`` options ``(n, d)``, each with its own ``z`` row ``(n, h)`` (or ``None``)."""
         return self.head(self.target_encoder(features), z).squeeze(-1)
 
+    def head_from_projection(self, t: torch.Tensor, z_proj: torch.Tensor | None) -> torch.Tensor:
+        """Reward head given ``t`` ``(n, h)`` and the precomputed ``z`` half of its first layer ``(n, h)``
+        (see :meth:`project_z`); equals ``head(t, z)``."""
+        return self.head(t, None).squeeze(-1)
+
+    def project_z(self, z: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-episode ``z`` contribution to the head's first layer (``None`` for unconditional models)."""
+        return None
+
     def pair_margins(self, targets: torch.Tensor, target_mask: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """``r(chosen) - r(rejected)`` for the valid targets, flattened in mask order -> ``(n,)``.
 
-        Padded targets never reach the network (they would pollute BatchNorm statistics).
+        ``z`` is per episode ``(B, h)``; its projection through the head's first layer is computed once
+        per episode, not once per target. Padded targets never reach the network (they would pollute
+        BatchNorm statistics).
         """
         flat = targets[target_mask]  # (n, 2, d)
         n = flat.shape[0]
-        zz = None
-        if z is not None:
+        zp = self.project_z(z)
+        if zp is not None:
             rows = target_mask.nonzero()[:, 0]
-            zz = z[rows].repeat_interleave(2, dim=0)
-        r = self.rewards(flat.reshape(2 * n, -1), zz).reshape(n, 2)
+            zp = zp[rows].repeat_interleave(2, dim=0)
+        t = self.target_encoder(flat.reshape(2 * n, -1))
+        r = self.head_from_projection(t, zp).reshape(n, 2)
         return r[:, 0] - r[:, 1]
 
     def target_probabilities(self, batch: EpisodeBatch, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -264,6 +276,17 @@ class NPBTLRewardModel(RewardModelBase):
         if z is None:
             raise ValueError("NP-BTL needs a context representation z")
         return self.reward_head(torch.cat([t, z], dim=-1))
+
+    def project_z(self, z: torch.Tensor | None) -> torch.Tensor | None:
+        if z is None:
+            raise ValueError("NP-BTL needs a context representation z")
+        lin = self.reward_head[0]
+        return F.linear(z, lin.weight[:, self.config.hidden :], lin.bias)
+
+    def head_from_projection(self, t: torch.Tensor, z_proj: torch.Tensor | None) -> torch.Tensor:
+        lin = self.reward_head[0]
+        pre = F.linear(t, lin.weight[:, : self.config.hidden]) + z_proj
+        return self.reward_head[3](self.reward_head[2](self.reward_head[1](pre))).squeeze(-1)
 
 
 RewardModel = BTLRewardModel | NPBTLRewardModel

@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -376,3 +376,204 @@ def make_np_btl(context: Any) -> NPBTLPersonalizer:
     opts = dict(getattr(context, "options", {}) or {})
     bundle = load_bundle(opts.get("np_model"), getattr(context, "embedder", None))
     return NPBTLPersonalizer(bundle, drop_refused=bool(opts.get("drop_refused", True)))
+
+
+# -- training and evaluation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpinionTrainConfig:
+    """Meta-training NP-BTL on OpinionQA respondents.
+
+    Attributes:
+        embedder: embedder name (:func:`personalign.embed.factory.get_embedder`).
+        holdout_user_set: the evaluated users, held out of training (a user set of
+            :func:`personalign.data.split.select_users`; the eval harness's default is ``strat10``).
+        split_seed: seed of the user set and of the per-user splits (the harness's ``--seed``).
+        k: known answers per evaluated user (the harness's ``k``).
+        max_context: largest context, in **questions** (``m ~ U{0..max_context}``).
+        num_targets: target questions per training episode.
+        hidden: width ``h``.
+        lr: AdamW learning rate.
+        epochs: epochs of ``episodes_per_epoch`` fresh episodes.
+        episodes_per_epoch: episodes (respondents drawn with replacement) per epoch.
+        batch_episodes: episodes per step.
+        eval_every: validation period in steps.
+        patience: early-stopping patience in validations.
+        seed: training seed.
+        num_threads: torch CPU threads.
+    """
+
+    embedder: str = "minilm"
+    holdout_user_set: str = "strat10"
+    split_seed: int = 0
+    k: int = 15
+    max_context: int = 15
+    num_targets: int = 10
+    hidden: int = 256
+    lr: float = 3e-4
+    epochs: int = 10
+    episodes_per_epoch: int = 2048
+    batch_episodes: int = 32
+    eval_every: int = 32
+    patience: int = 8
+    seed: int = 0
+    num_threads: int | None = None
+
+
+def opinion_features(userbase: UserBase, featurizer: TextFeaturizer) -> QuestionFeatures:
+    """Features of every option of every question of the user base."""
+    return QuestionFeatures(featurizer, [userbase.questions[q] for q in sorted(userbase.questions)])
+
+
+def train_opinions(
+    out_dir: str | Path,
+    cfg: OpinionTrainConfig | None = None,
+    *,
+    userbase: UserBase | None = None,
+    data_dir: str | Path | None = None,
+    embedder: Any = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Meta-train NP-BTL on the training respondents only and save it as a model folder usable by
+    the ``np-btl`` method (``model.safetensors``, ``model.json``, ``training_users.json``)."""
+    import time
+
+    from personalign.data.opinionqa import load_opinionqa_users
+    from personalign.embed.factory import get_embedder
+    from personalign.np.config import NPModelConfig, NPTrainingConfig
+    from personalign.np.features import FeaturizerConfig
+    from personalign.np.models import build_model
+    from personalign.np.trainer import NPTrainer
+
+    cfg = cfg or OpinionTrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ub = userbase if userbase is not None else load_opinionqa_users(data_dir)
+    part = user_partition(ub, holdout_user_set=cfg.holdout_user_set, seed=cfg.split_seed)
+    emb = embedder if embedder is not None else get_embedder(cfg.embedder)
+    fz = TextFeaturizer(emb, FeaturizerConfig())
+    qf = opinion_features(ub, fz)
+    source = OpinionEpisodeSource(ub, {"train": part["train"], "val": part["val"]}, qf)
+    mcfg = NPModelConfig(kind="np-btl", feature_dim=fz.dim, hidden=cfg.hidden, pair_encoder_layers=1)
+    tcfg = NPTrainingConfig(
+        lr=cfg.lr,
+        batch_episodes=cfg.batch_episodes,
+        num_targets=cfg.num_targets,
+        max_context=cfg.max_context,
+        disjoint_train_context=True,
+        epochs=cfg.epochs,
+        episodes_per_epoch=cfg.episodes_per_epoch,
+        eval_every=cfg.eval_every,
+        val_episodes=256,
+        patience=cfg.patience,
+        seed=cfg.seed,
+        num_threads=cfg.num_threads,
+        checkpoint_dir=str(out / "checkpoints"),
+    )
+    t0 = time.perf_counter()
+    trainer = NPTrainer(build_model(mcfg, seed=cfg.seed), tcfg).fit(source, progress=progress)
+    meta = {
+        "task": "opinions",
+        "dataset": ub.name,
+        "embedder": cfg.embedder,
+        "embedder_id": emb.model_id,
+        "featurizer": asdict(fz.config),
+        "train_config": asdict(cfg),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "steps": trainer.step_,
+        "best_val_nll": trainer.best_val_nll_,
+        "note": "meta-trained on other respondents (population structure); evaluated users held out",
+    }
+    trainer.model.save(out, meta)
+    (out / TRAINING_USERS_FILE).write_text(json.dumps(part, indent=1))
+    _BUNDLES.pop(str(out.resolve()), None)
+    return meta
+
+
+def evaluate_opinions(
+    model_dir: str | Path,
+    *,
+    userbase: UserBase | None = None,
+    data_dir: str | Path | None = None,
+    embedder: Any = None,
+    k: int | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Accuracy of ``np-btl`` on the held-out users (per-user splits as the Fermi harness makes them:
+    :func:`personalign.data.split.split_user` with ``k`` and ``seed``, refusals dropped), beside two
+    references computed from the **training** users only: the population-majority answer and the
+    model with an empty context (``m = 0``)."""
+    from personalign.data.opinionqa import load_opinionqa_users
+    from personalign.data.split import split_user
+    from personalign.eval.stats import bootstrap_ci, paired_comparison
+
+    bundle = load_bundle(model_dir, embedder)
+    tc = bundle.metadata.get("train_config", {})
+    k = tc.get("k", 15) if k is None else k
+    seed = tc.get("split_seed", 0) if seed is None else seed
+    ub = userbase if userbase is not None else load_opinionqa_users(data_dir)
+    info = json.loads((Path(model_dir) / TRAINING_USERS_FILE).read_text())
+    train_ids = set(info["train"]) | set(info["val"])
+    counts: dict[str, np.ndarray] = {}
+    for u in ub.users:
+        if u.id in train_ids:
+            for op in u.opinions:
+                q = ub.questions[op.question_id]
+                c = counts.setdefault(q.id, np.zeros(len(q.options)))
+                c[op.choice] += 1
+    per_user: dict[str, list[float]] = {"np-btl": [], "np-btl (m=0)": [], "population-majority": []}
+    users = []
+    for uid in info["eval"]:
+        split = split_user(ub.user(uid), ub.questions, k=k, seed=seed, dataset=ub.name, drop_refused=True)
+        if not split.test:
+            continue
+        users.append(uid)
+        method = NPBTLPersonalizer(bundle).fit(split.for_training())
+        preds = method.predict(split.test_questions)
+        gold = [it.answer for it in split.test]
+        per_user["np-btl"].append(float(np.mean([p.pred == g for p, g in zip(preds, gold, strict=True)])))
+        empty = NPBTLPersonalizer(bundle).fit(UserSplit(uid, split.profile, (), (), split.dataset))
+        p0 = empty.predict(split.test_questions)
+        per_user["np-btl (m=0)"].append(float(np.mean([p.pred == g for p, g in zip(p0, gold, strict=True)])))
+        maj = []
+        for it in split.test:
+            c = counts.get(it.question.id)
+            if c is None:
+                maj.append(0.0)
+                continue
+            c = c.copy()
+            c[refused_options(it.question)] = -1
+            maj.append(float(int(np.argmax(c)) == it.answer))
+        per_user["population-majority"].append(float(np.mean(maj)))
+    summary = {name: bootstrap_ci(v).to_dict() for name, v in per_user.items()}
+    diffs = {
+        other: paired_comparison(
+            "np-btl",
+            other,
+            dict(zip(users, per_user["np-btl"], strict=True)),
+            dict(zip(users, per_user[other], strict=True)),
+        )
+        for other in ("np-btl (m=0)", "population-majority")
+    }
+    return {
+        "users": len(users),
+        "k": k,
+        "seed": seed,
+        "holdout_user_set": tc.get("holdout_user_set"),
+        "accuracy": summary,
+        "paired": _jsonable(diffs),
+        "per_user": {"ids": users, **per_user},
+    }
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "to_dict"):
+        return x.to_dict()
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x

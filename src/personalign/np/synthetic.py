@@ -81,7 +81,7 @@ def synthetic_training_config(**overrides: Any) -> NPTrainingConfig:
     per step, 16,000 episodes per epoch (one per training pair, spec [ref]), 6 epochs, validation
     every 100 steps."""
     base = NPTrainingConfig(lr=1e-3, lr_schedule="cosine", warmup_steps=50, epochs=6, episodes_per_epoch=16_000,
-                            eval_every=100, patience=10, num_threads=2)
+                            eval_every=100, patience=10, num_threads=1)
     return replace(base, **overrides)
 
 

@@ -1,0 +1,89 @@
+"""Registries that the ``personalign np`` CLI dispatches on: training tasks and benchmarks.
+
+Plugging in a task (e.g. the real-text ``hh``/``uf`` tasks): implement :class:`NPTask` in your own
+module and add **one lazy line** below (``"module:attribute"``, imported only when used)::
+
+    TASKS.register("hh", "personalign.np.text_tasks:HH_TASK", help="HH-RLHF with simulated user types")
+
+Then ``personalign np train --task hh``, ``np eval`` and ``np score`` work unchanged: the trainer only
+sees the :class:`~personalign.np.episodes.EpisodeSource` that ``build_source`` returns, and text
+scoring uses the :class:`~personalign.np.state.Featurizer` from ``featurizer()``.
+
+Plugging in a benchmark: a callable ``fn(out: Path, *, seeds: Sequence[int], quick: bool,
+progress: BenchProgress | None) -> dict`` writing its JSON/Markdown/PNG into ``out`` and returning the
+JSON summary; register it in :data:`BENCHES` (``np bench NAME --out DIR``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from personalign.np.config import NPModelConfig, NPTrainingConfig
+from personalign.np.episodes import EpisodeSource
+from personalign.np.state import Featurizer
+from personalign.registry import Registry
+
+
+@runtime_checkable
+class NPTask(Protocol):
+    """A meta-training task: where episodes come from and the defaults to train on them.
+
+    Attributes:
+        name: registry name (``synthetic``, ``hh``, ``uf`` …).
+        description: one line for ``--help`` and reports.
+        eval_episodes: episodes per (type, m) cell in evaluation (spec: 1000 synthetic, 300 text).
+        eval_targets: targets per evaluation episode (spec: 20).
+    """
+
+    name: str
+    description: str
+    eval_episodes: int
+    eval_targets: int
+
+    def build_source(self, *, seed: int = 0, data_dir: Path | None = None, **options: Any) -> EpisodeSource:
+        """The task's episodes (splits ``train``/``val``/``test``); ``seed`` is the data seed."""
+        ...
+
+    def model_config(self, kind: str, feature_dim: int) -> NPModelConfig:
+        """Default architecture for ``kind`` (``np-btl`` or ``btl``) on this task."""
+        ...
+
+    def training_config(self, **overrides: Any) -> NPTrainingConfig:
+        """Default training configuration, with ``overrides`` applied."""
+        ...
+
+    def featurizer(self, **options: Any) -> Featurizer | None:
+        """Text -> features for ``np score`` / best-of-N (``None`` for numeric tasks)."""
+        ...
+
+
+class BenchProgress(Protocol):
+    """Progress callback of a benchmark: ``(description, completed, total)``."""
+
+    def __call__(self, description: str, completed: float, total: float) -> None: ...
+
+
+BenchFn = Callable[..., dict[str, Any]]
+
+TASKS: Registry[NPTask] = Registry("np task")
+TASKS.register("synthetic", "personalign.np.synthetic:SYNTHETIC_TASK",
+               help="the paper's 1-d synthetic task (two conflicting user types, scalar options)")
+# Real-text tasks (text engineer): register "hh" and "uf" here, e.g.
+# TASKS.register("hh", "personalign.np.<your_module>:HH_TASK", help="...")
+
+BENCHES: Registry[BenchFn] = Registry("np benchmark")
+BENCHES.register("synthetic", "personalign.np.benchmark:run_synthetic_benchmark",
+                 help="BTL vs NP-BTL vs Bayes-optimal on the synthetic task over seeds")
+# Text benchmarks (text engineer): register "text" and "bon" here, e.g.
+# BENCHES.register("text", "personalign.np.<your_module>:run_text_benchmark", help="...")
+
+
+def get_task(name: str) -> NPTask:
+    """The task registered as ``name`` (``UnknownNameError`` lists the available ones)."""
+    return TASKS.get(name)
+
+
+def task_names() -> Sequence[str]:
+    return TASKS.names()
