@@ -8,6 +8,7 @@ its answers with the same model loaded in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -218,7 +219,9 @@ class Server:
 def start_server(*extra: str, timeout: float = 240) -> Server:
     """``python -m personalign.lm.server --model smollm2-135m`` on a free port; waits for /health."""
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    # one torch thread: the server answers one request at a time, matches the in-process model's
+    # setting in these tests, and does not fight the test process for the CPU cores
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "personalign.lm.server", "--model", MODEL, "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     server = Server(proc, f"http://127.0.0.1:{port}/v1")
@@ -238,6 +241,36 @@ def start_server(*extra: str, timeout: float = 240) -> Server:
     pytest.fail(f"the server did not answer within {timeout}s:\n{proc.stdout.read()[-3000:]}", pytrace=False)
 
 
+class ServerPool:
+    """A server per configuration, started on first use and restarted if a test killed it."""
+
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra
+        self.current: Server | None = None
+
+    def get(self) -> Server:
+        if self.current is None or self.current.proc.poll() is not None:
+            self.current = start_server(*self.extra)
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the in-process model with one torch thread, like the servers (same numerics, no contention)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def local_lm() -> LanguageModel:
     from personalign.lm.factory import get_lm
@@ -247,16 +280,16 @@ def local_lm() -> LanguageModel:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
-    s = start_server()
-    yield s
-    s.stop()
+    pool = ServerPool()
+    yield pool.get()
+    pool.stop()
 
 
 @pytest.fixture(scope="session")
-def server_without_logprobs() -> Iterator[Server]:
-    s = start_server("--no-logprobs")
-    yield s
-    s.stop()
+def no_logprobs_servers() -> Iterator[ServerPool]:
+    pool = ServerPool("--no-logprobs")
+    yield pool
+    pool.stop()
 
 
 QUESTIONS = [
@@ -276,7 +309,8 @@ def test_scoring_over_logprobs_matches_the_in_process_model(server: Server, loca
         got = remote.score_choices(QUESTIONS)
         assert remote.scoring_method == "logprobs"
     # the server scores one request per HTTP call, so compare with one-by-one scoring in-process
-    want = [local_lm.score_choices([q])[0] for q in QUESTIONS]
+    with one_thread():
+        want = [local_lm.score_choices([q])[0] for q in QUESTIONS]
     for g, w in zip(got, want, strict=True):
         assert g.method == "logprobs"
         assert g.logprobs == pytest.approx(w.logprobs, abs=1e-4)
@@ -289,14 +323,15 @@ def test_scoring_over_logprobs_matches_the_in_process_model(server: Server, loca
 
 @pytest.mark.model
 def test_scoring_falls_back_to_generate_and_parse(
-    server_without_logprobs: Server, local_lm: LanguageModel
+    no_logprobs_servers: ServerPool, local_lm: LanguageModel
 ) -> None:
-    with OpenAILM(MODEL, base_url=server_without_logprobs.url, concurrency=1) as remote:
+    with OpenAILM(MODEL, base_url=no_logprobs_servers.get().url, concurrency=1) as remote:
         got = remote.score_choices(QUESTIONS)
         assert remote.scoring_method == "generate"
-    greedy = local_lm.generate(
-        [GenerationRequest(q.messages, max_tokens=FALLBACK_MAX_TOKENS, temperature=0) for q in QUESTIONS]
-    )
+    with one_thread():
+        greedy = local_lm.generate(
+            [GenerationRequest(q.messages, max_tokens=FALLBACK_MAX_TOKENS, temperature=0) for q in QUESTIONS]
+        )
     for g, q, text in zip(got, QUESTIONS, greedy, strict=True):
         assert g.method == "generate" and g.raw_text == text.text
         assert g.pred == choice_result_from_text(text.text, q).pred
@@ -313,7 +348,8 @@ def test_generation_matches_the_in_process_model(server: Server, local_lm: Langu
     with OpenAILM(MODEL, base_url=server.url, concurrency=2) as remote:
         got = remote.generate(reqs)
         again = remote.generate(reqs[:1])
-    want = local_lm.generate(reqs)
+    with one_thread():
+        want = local_lm.generate(reqs)
     assert [g.text for g in got] == [w.text for w in want] and all(g.text for g in got)
     assert again[0].text == got[0].text  # reproducible under a seed
     assert [g.completion_tokens for g in got] == [w.completion_tokens for w in want]
@@ -355,13 +391,15 @@ def test_next_token_logprobs_and_bad_requests(server: Server) -> None:
 
 
 @pytest.mark.model
-def test_server_killed_mid_run_gives_a_clear_error_after_bounded_retries() -> None:
-    s = start_server()
+def test_server_killed_mid_run_gives_a_clear_error_after_bounded_retries(
+    no_logprobs_servers: ServerPool,
+) -> None:
+    s = no_logprobs_servers.get()  # this test kills it; the pool restarts it for any later user
     remote = OpenAILM(
-        MODEL, base_url=s.url, max_retries=2, backoff_base=0.2, backoff_max=1.0, timeout=10, concurrency=2
+        MODEL, base_url=s.url, max_retries=2, backoff_base=0.2, backoff_max=1.0, timeout=60, concurrency=2
     )
     reqs = [
-        GenerationRequest((Message("user", f"Count to {i}."),), max_tokens=24, temperature=0)
+        GenerationRequest((Message("user", f"Count to {i}."),), max_tokens=8, temperature=0)
         for i in range(40)
     ]
     killed_at: list[float] = []
@@ -381,7 +419,6 @@ def test_server_killed_mid_run_gives_a_clear_error_after_bounded_retries() -> No
         failed_at = time.monotonic()
     finally:
         killer.join(130)
-        s.stop()
     assert 2 <= remote.usage.calls < len(reqs)  # killed mid-run, after some answers
     # 3 attempts with backoff windows 0.2 s and 0.4 s: the error comes within seconds of the kill
     assert failed_at - killed_at[0] < 5.0

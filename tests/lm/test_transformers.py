@@ -50,11 +50,19 @@ def test_contract(smollm: TransformersLM) -> None:
     check_generation_contract(smollm)
 
 
-def test_letter_mass_on_real_opinionqa_question(smollm: TransformersLM, opinionqa_requests) -> None:
-    results = smollm.score_choices(opinionqa_requests)
-    best = max(r.letter_mass for r in results)
-    assert best >= 0.8, f"letter mass {[round(r.letter_mass, 3) for r in results]}: none reaches 0.8"
-    for req, res in zip(opinionqa_requests, results, strict=True):
+def test_letter_mass_on_real_opinionqa_question(smollm: TransformersLM, data_dir: Path) -> None:
+    """At least 80% of the probability on the option letters (135M model, shared chat format)."""
+    questions = json.loads((data_dir / "opinionqa" / "hwang2023_users" / "questions.json").read_text())
+    system = "You answer multiple-choice survey questions with a single letter."
+    reqs = [
+        render_choice(q["question"], q["options"], system=system)
+        for q in (questions[k] for k in sorted(questions)[:6])
+    ]
+    results = smollm.score_choices(reqs)
+    masses = [round(r.letter_mass, 3) for r in results]
+    assert max(masses) >= 0.8, f"letter mass {masses}: none reaches 0.8"
+    assert sum(masses) / len(masses) >= 0.6, f"letter mass {masses}: mean below 0.6"
+    for req, res in zip(reqs, results, strict=True):
         assert len(res.logprobs) == req.n_options
         assert res.prompt_tokens == len(smollm.encode_prompt(req.messages))
 

@@ -501,7 +501,7 @@ def evaluate_opinions(
     seed: int | None = None,
 ) -> dict[str, Any]:
     """Accuracy of ``np-btl`` on the held-out users (per-user splits as the Fermi harness makes them:
-    :func:`personalign.data.split.split_user` with ``k`` and ``seed``, refusals dropped), beside two
+    :func:`personalign.data.split.split_user` with ``k`` and ``seed``, refusals kept), beside two
     references computed from the **training** users only: the population-majority answer and the
     model with an empty context (``m = 0``)."""
     from personalign.data.opinionqa import load_opinionqa_users
@@ -525,7 +525,7 @@ def evaluate_opinions(
     per_user: dict[str, list[float]] = {"np-btl": [], "np-btl (m=0)": [], "population-majority": []}
     users = []
     for uid in info["eval"]:
-        split = split_user(ub.user(uid), ub.questions, k=k, seed=seed, dataset=ub.name, drop_refused=True)
+        split = split_user(ub.user(uid), ub.questions, k=k, seed=seed, dataset=ub.name)
         if not split.test:
             continue
         users.append(uid)
