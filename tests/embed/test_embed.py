@@ -96,7 +96,7 @@ def test_cache_embeds_only_missing_texts_and_round_trips_exactly(tmp_path: Path)
     assert (e.hits, e.misses) == (2, 4) and out.dtype == np.float32
     again = CachedEmbedder(CountingEmbedder(), tmp_path / "emb.sqlite")  # a new process would see this
     np.testing.assert_array_equal(again.encode(["a b", "c d", "e f", "g h"]), np.vstack([first, out[1]]))
-    assert again.inner.batches == [] and len(again) == 4  # type: ignore[attr-defined]
+    assert again.inner.batches == [] and again.n_entries() == 4  # type: ignore[attr-defined]
     assert e.encode([]).shape == (0, 64)
 
 
@@ -124,7 +124,7 @@ def test_cache_is_process_safe(tmp_path: Path) -> None:
         assert p.exitcode == 0
     inner = CountingEmbedder()
     e = CachedEmbedder(inner, path)  # same model id as the writers
-    assert len(e) == 201
+    assert e.n_entries() == 201
     e.encode([f"text {j}" for j in range(200)])
     assert e.misses == 0 and e.hits == 200 and inner.batches == []
 

@@ -241,3 +241,9 @@ def test_workdir_layout_is_per_user(tmp_path):
     p.fit(USERS[1])
     assert (tmp_path / USERS[1].user_id / "state.json").exists()
     assert (tmp_path / USERS[1].user_id / "rounds.jsonl").exists()
+
+
+def test_low_letter_mass_warns():
+    task = UserTask.from_split(USERS[0])
+    with pytest.warns(UserWarning, match="mean letter mass 0.30 < 0.5"):
+        optimize(task, SimulatedLM(letter_mass=0.3), ScriptedOptimizerLM(), FermiConfig(T=1))

@@ -15,6 +15,8 @@ from personalign.lm.chat import render_choice
 from personalign.lm.parse import choice_result_from_text
 from personalign.lm.simulated import SimulatedLM
 
+from .contract import check_choice_contract, check_generation_contract
+
 
 class CountingLM(SimulatedLM):
     """The simulated respondent, remembering the size of every batch it receives."""
@@ -147,7 +149,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert p.exitcode == 0
     inner = CountingLM()
     lm = CachedLM(inner, path)
-    assert len(lm) == 200 + 200 + 20 + 20 + 20  # two private sets, the shared 20, 20 generations each
+    assert lm.n_entries() == 200 + 200 + 20 + 20 + 20  # two private sets, the shared 20, 20 generations each
     lm.score_choices(_questions(200, "p") + _questions(200, "q") + _questions(20, "shared"))
     lm.generate([_gen(f"{t} text {i}", temperature=0.9, seed=i) for t in "pq" for i in range(0, 200, 10)])
     assert inner.batches == [] and lm.usage.cache_hits == 460
@@ -159,7 +161,7 @@ def test_corrupted_file_gives_a_clear_error_and_rebuild_fixes_it(tmp_path: Path)
     with pytest.raises(CacheCorruptedError) as info:
         CachedLM(SimulatedLM(), path)
     msg = str(info.value)
-    assert str(path) in msg and "rebuild" in msg.lower() and "delete" in msg
+    assert str(path) in msg and f"CachedLM.rebuild('{path}')" in msg and "delete lm_calls.sqlite" in msg
     report = CachedLM.rebuild(path)
     assert report.salvaged == 0 and report.moved_to is not None and report.moved_to.exists()
     lm = CachedLM(SimulatedLM(), path)
@@ -180,6 +182,10 @@ def test_damaged_entry_and_foreign_file_are_reported(tmp_path: Path) -> None:
         )
     with pytest.raises(CacheCorruptedError, match=r"c\.sqlite"):
         CachedLM(SimulatedLM(), path).score_choices(reqs)
+    assert CachedLM.rebuild(path).salvaged == 2  # the broken entry is dropped, the others kept
+    inner = CountingLM()
+    assert CachedLM(inner, path).score_choices(reqs) == SimulatedLM().score_choices(reqs)
+    assert inner.batches == [("score", 1)]
     from personalign.embed.cache import CachedEmbedder
     from personalign.embed.hashing import HashingEmbedder
 
@@ -204,3 +210,31 @@ def test_default_path_is_under_the_cache_dir(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("PERSONALIGN_CACHE", str(tmp_path / "root"))
     lm = CachedLM(SimulatedLM())
     assert lm.path == tmp_path / "root" / "lm_calls.sqlite" and lm.path.exists()
+
+
+def test_cached_lm_meets_the_language_model_contract(tmp_path: Path) -> None:
+    lm = CachedLM(SimulatedLM(), tmp_path / "c.sqlite")
+    check_choice_contract(lm)
+    check_generation_contract(lm)
+    assert lm.usage.cache_hits > 0  # the contract's repeated requests were answered by the cache
+
+
+def test_damaged_pages_are_reported_on_read_and_rebuild_salvages(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    lm = CachedLM(SimulatedLM(), path)
+    reqs = _questions(400)
+    lm.score_choices(reqs)
+    lm.close()  # the last connection checkpoints the WAL into the main file
+    assert not (tmp_path / "c.sqlite-wal").exists() or (tmp_path / "c.sqlite-wal").stat().st_size == 0
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # scribble over the second half of the file (table pages)
+        f.seek(size // 2)
+        f.write(b"\xff\x00garbage" * ((size - size // 2) // 9))
+    with pytest.raises(CacheCorruptedError, match=r"c\.sqlite is unreadable"):
+        CachedLM(SimulatedLM(), path).score_choices(reqs)
+    report = CachedLM.rebuild(path)
+    assert 0 <= report.salvaged < 400 and report.moved_to is not None
+    inner = CountingLM()
+    healed = CachedLM(inner, path)
+    assert healed.score_choices(reqs) == SimulatedLM().score_choices(reqs)
+    assert inner.batches == [("score", 400 - report.salvaged)]

@@ -29,6 +29,8 @@ from personalign.lm.chat import render_choice
 from personalign.lm.openai import OpenAIHTTPError, OpenAILM, backoff_delay, letter_logprobs
 from personalign.lm.parse import FALLBACK_MAX_TOKENS, choice_result_from_text
 
+from .contract import check_choice_contract, check_generation_contract
+
 # -- unit tests: retry, backoff, errors ---------------------------------------------------------------
 
 
@@ -356,6 +358,13 @@ def test_generation_matches_the_in_process_model(server: Server, local_lm: Langu
     assert (
         remote.usage.generated_tokens == sum(w.completion_tokens for w in want) + again[0].completion_tokens
     )
+
+
+@pytest.mark.model
+def test_openai_backend_meets_the_language_model_contract(server: Server) -> None:
+    with OpenAILM(MODEL, base_url=server.url, concurrency=2) as remote:
+        check_choice_contract(remote)
+        check_generation_contract(remote)
 
 
 @pytest.mark.model

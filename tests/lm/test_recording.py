@@ -11,6 +11,8 @@ from personalign.lm.chat import render_choice
 from personalign.lm.recording import RecordingLM
 from personalign.lm.simulated import SimulatedLM
 
+from .contract import check_choice_contract, check_generation_contract
+
 
 def test_records_every_call_with_tags_and_delegates() -> None:
     inner = SimulatedLM()
@@ -86,3 +88,10 @@ def test_log_file_collects_calls_from_several_processes(tmp_path: Path) -> None:
         mine = [c for c in calls if c.tags == {"user": user, "phase": "optimize"}]
         assert len(mine) == 30 and all(f"persona {other}" not in c.text for c in mine)
         assert mine[0].messages[0] == Message("system", f"persona {user}")
+
+
+def test_recording_lm_meets_the_language_model_contract() -> None:
+    lm = RecordingLM(SimulatedLM())
+    check_choice_contract(lm)
+    check_generation_contract(lm)
+    assert {c.kind for c in lm.calls} == {"score", "generate"}

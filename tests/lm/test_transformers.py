@@ -114,6 +114,25 @@ def test_generation_text_seed_and_prefill(smollm: TransformersLM) -> None:
     assert long_one.completion_tokens <= 3
 
 
+def test_batched_decoding_mode(smollm: TransformersLM) -> None:
+    """batch_invariant=False decodes rows together; same-length prompts (no padding) match exactly."""
+    msgs = (Message("user", "Name a fruit."),)
+    same = [GenerationRequest(msgs, max_tokens=8, temperature=1.0, seed=s) for s in range(3)]
+    mixed = [*same[:1], GenerationRequest((Message("user", "Write a long sentence about rivers."),), 8, 0.0)]
+    alone = smollm.generate(same)
+    smollm.batch_invariant = False
+    try:
+        together = smollm.generate(same)
+        mixed_out = smollm.generate(mixed)
+    finally:
+        smollm.batch_invariant = True
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert len(mixed_out) == 2 and all(
+        isinstance(r.text, str) and r.completion_tokens <= 8 for r in mixed_out
+    )
+    assert mixed_out[1].prompt_tokens > mixed_out[0].prompt_tokens, "results must stay in request order"
+
+
 def test_usage_and_count_tokens(smollm: TransformersLM) -> None:
     before = smollm.usage.copy()
     smollm.score_choices([render_choice("Yes or no?", ["Yes", "No"])])
@@ -147,7 +166,7 @@ def test_dtype_resolution() -> None:
     assert resolve_dtype("fp32", cpu) == torch.float32
     assert resolve_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):
-        resolve_dtype("int3", cpu)
+        resolve_dtype("float7", cpu)
 
 
 def test_merge_system_for_templates_without_system_role() -> None:

@@ -46,6 +46,11 @@ def test_bayes_matches_monte_carlo(m):
 def test_bayes_predictor_on_finite_pool_episodes(synth):
     pool = synth.pool("test")
     for m in (0, 1, 3):
-        eps = [e for k in (0, 1) for e in evaluation_episodes(synth, seed=3, split="test", type_index=k,
-                                                               num_context=m, n=300, num_targets=20)]
+        eps = [
+            e
+            for k in (0, 1)
+            for e in evaluation_episodes(
+                synth, seed=3, split="test", type_index=k, num_context=m, n=300, num_targets=20
+            )
+        ]
         assert abs(bayes_pool_accuracy(pool, eps) - bayes_optimal_accuracy(m)) < 0.02

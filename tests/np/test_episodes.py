@@ -30,8 +30,9 @@ def test_split_sizes_and_determinism():
 def test_evaluation_context_and_targets_are_disjoint(synth):
     for k in (0, 1):
         for m in (1, 5, 10):
-            for e in evaluation_episodes(synth, seed=0, split="test", type_index=k, num_context=m, n=200,
-                                         num_targets=20):
+            for e in evaluation_episodes(
+                synth, seed=0, split="test", type_index=k, num_context=m, n=200, num_targets=20
+            ):
                 assert len(e.context_ids) == m and len(e.target_ids) == 20
                 assert not set(e.context_ids.tolist()) & set(e.target_ids.tolist())
                 assert len(set(e.target_ids.tolist())) == 20
@@ -72,7 +73,9 @@ def test_context_sizes_cover_zero_to_max(synth):
 
 def test_pairs_are_ordered_chosen_first(synth):
     for k in (0, 1):
-        e = evaluation_episodes(synth, seed=1, split="test", type_index=k, num_context=5, n=1, num_targets=20)[0]
+        e = evaluation_episodes(
+            synth, seed=1, split="test", type_index=k, num_context=5, n=1, num_targets=20
+        )[0]
         for pairs in (e.context, e.targets):
             r = REWARDS[k](pairs[:, :, 0])
             assert (r[:, 0] > r[:, 1]).all()
@@ -83,11 +86,16 @@ def test_type_balanced_and_restricted_types(synth):
     eps = TrainingBatches(synth, plan, seed=0, epoch=0, num_batches=1).episodes(0)
     assert sum(e.type_index == 0 for e in eps) == 8
     plan = SamplingPlan(16, 20, 10, type_indices=(1,))
-    assert {e.type_index for e in TrainingBatches(synth, plan, seed=0, epoch=0, num_batches=1).episodes(0)} == {1}
+    assert {
+        e.type_index for e in TrainingBatches(synth, plan, seed=0, epoch=0, num_batches=1).episodes(0)
+    } == {1}
 
 
 def test_collate_pads_and_masks(synth):
-    eps = [synth.sample_episode(episode_rng(0, "test", i), "test", 0, m, 20, True) for i, m in enumerate((0, 3, 7))]
+    eps = [
+        synth.sample_episode(episode_rng(0, "test", i), "test", 0, m, 20, True)
+        for i, m in enumerate((0, 3, 7))
+    ]
     b = collate(eps)
     assert b.context.shape == (3, 7, 2, 1)
     assert b.context_mask.sum(1).tolist() == [0, 3, 7]

@@ -77,8 +77,13 @@ def test_check_rejects_pairs_whose_responses_truncate_to_the_same_text():
 
 def test_check_rejects_non_finite_features():
     feats = TextFeatures(
-        np.array([[np.nan, 0.0]], np.float32), np.eye(2, dtype=np.float32), np.array([0]), np.array([0]),
-        np.array([1]), "x", FeaturizerConfig(),
+        np.array([[np.nan, 0.0]], np.float32),
+        np.eye(2, dtype=np.float32),
+        np.array([0]),
+        np.array([0]),
+        np.array([1]),
+        "x",
+        FeaturizerConfig(),
     )
     with pytest.raises(ValueError, match="NaN"):
         feats.check()
@@ -95,7 +100,9 @@ def test_feature_table_is_stored_once_and_reloaded(tmp_path):
     np.testing.assert_array_equal(first.response_emb, again.response_emb)
     np.testing.assert_array_equal(first.a_idx, again.a_idx)
     assert list(tmp_path.glob("*.safetensors")) and not list(tmp_path.glob("*.pkl"))
-    other = TextFeaturizer(emb, FeaturizerConfig(length_feature=True)).featurize_cached(triples, cache_root=tmp_path)
+    other = TextFeaturizer(emb, FeaturizerConfig(length_feature=True)).featurize_cached(
+        triples, cache_root=tmp_path
+    )
     assert other.response_emb.shape[1] == 17  # a different config is a different table
 
 

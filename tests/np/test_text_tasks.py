@@ -74,7 +74,11 @@ def toy_pairs(n: int = 60) -> list[TextPair]:
         source = ("helpful", "harmless", "uf")[i % 3]
         long, short = " ".join(["word"] * (20 + i % 7)), " ".join(["w"] * (2 + i % 3))
         a, b = (long, short) if i % 2 else (short, long)
-        out.append(TextPair(f"{source}:{i:04d}", f"prompt number {i}", a, b, source, tie=(source == "uf" and i % 9 == 0)))
+        out.append(
+            TextPair(
+                f"{source}:{i:04d}", f"prompt number {i}", a, b, source, tie=(source == "uf" and i % 9 == 0)
+            )
+        )
     return out
 
 
@@ -116,7 +120,9 @@ def test_episode_source_context_and_targets_are_disjoint():
     splits = build_splits(task, pairs, fz.featurize([(p.prompt, p.a, p.b) for p in pairs]))
     src = episode_source(splits, task)
     assert tuple(src.type_names) == ("concise", "detailed") and src.feature_dim == 32
-    for ep in evaluation_episodes(src, seed=0, split="train", type_index=0, num_context=5, n=20, num_targets=10):
+    for ep in evaluation_episodes(
+        src, seed=0, split="train", type_index=0, num_context=5, n=20, num_targets=10
+    ):
         assert not set(ep.context_ids) & set(ep.target_ids)
 
 

@@ -93,8 +93,16 @@ def demo_command(
             "[bold]Prompt RoP chose:[/bold] "
             + str(info.get("prompt") or info.get("chosen_prompt") or "(see predictions.jsonl)"),
         ]
-        if info.get("neighbors") is not None:
-            body.append(f"[bold]Neighbours (training questions):[/bold] {info.get('neighbors')}")
+        if ex.get("neighbours"):
+            body.append("[bold]Its nearest training questions (RoP neighbours):[/bold]")
+            body += [f"  ({n['similarity']:.2f}) {n['question']}" for n in ex["neighbours"]]
+        if info.get("neighbour_acc") is not None:
+            accs = ", ".join(f"{a:.2f}" for a in info["neighbour_acc"])
+            body.append(
+                f"[bold]Pool prompts' accuracy on those neighbours:[/bold] {accs} -> prompt "
+                f"{info.get('prompt_index', 0) + 1}"
+                + (f" (tie broken by {info['tie_break']})" if info.get("tie_break") else "")
+            )
         body.append(
             f"[bold]Answer:[/bold] {opt(ex['pred'])}   [bold]respondent chose:[/bold] {opt(ex['gold'])}"
         )

@@ -14,18 +14,28 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(help="NP-BTL few-shot steerable reward models: train, evaluate, benchmark, score.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="NP-BTL few-shot steerable reward models: train, evaluate, benchmark, score.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[info]}"), console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=False,
+    )
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -47,7 +57,9 @@ def _ints(text: str, what: str) -> list[int]:
 @app.command()
 def train(
     task: Annotated[str, typer.Option(help="registered task: synthetic, hh, uf …")] = "synthetic",
-    out: Annotated[Path, typer.Option(help="run folder to write (model, checkpoints, metrics)")] = Path("runs/np"),
+    out: Annotated[Path, typer.Option(help="run folder to write (model, checkpoints, metrics)")] = Path(
+        "runs/np"
+    ),
     model: Annotated[str, typer.Option(help="np-btl | btl | oracle")] = "np-btl",
     oracle_type: Annotated[int | None, typer.Option(help="user type index for --model oracle")] = None,
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
@@ -58,11 +70,13 @@ def train(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers (results do not depend on it)")] = 0,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.*")] = False,
-    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test grid afterwards")] = True,
+    evaluate: Annotated[
+        bool, typer.Option("--eval/--no-eval", help="evaluate on the test grid afterwards")
+    ] = True,
     data_dir: Annotated[Path | None, typer.Option(help="shared datasets folder (text tasks)")] = None,
 ) -> None:
     """Meta-train a reward model on a task and write the run folder OUT."""
-    from personalign.np.runs import evaluate_run, train_run
+    from personalign.np.runs import train_run
 
     overrides: dict[str, Any] = {"device": device, "num_workers": num_workers}
     for name, value in (("epochs", epochs), ("max_steps", max_steps), ("lr", lr), ("num_threads", threads)):
@@ -78,25 +92,44 @@ def train(
                     extra += f"  val nll {info['val_nll']:.4f} acc {100 * info['val_acc']:.1f}%"
                 bar.update(tid, completed=info["step"], total=info["total"], info=extra)
 
-            tr = train_run(task, out, model=model, seed=seed, oracle_type=oracle_type, overrides=overrides,
-                           data_dir=data_dir, resume=resume, progress=hook)
-        console.print(f"trained {tr.step_} steps in {tr.train_seconds_:.0f}s (best val NLL {tr.best_val_nll_:.4f} "
-                      f"at step {tr.best_step_}) -> {out}")
+            tr = train_run(
+                task,
+                out,
+                model=model,
+                seed=seed,
+                oracle_type=oracle_type,
+                overrides=overrides,
+                data_dir=data_dir,
+                resume=resume,
+                progress=hook,
+            )
+        console.print(
+            f"trained {tr.step_} steps in {tr.train_seconds_:.0f}s (best val NLL {tr.best_val_nll_:.4f} "
+            f"at step {tr.best_step_}) -> {out}"
+        )
         if evaluate:
             _evaluate(out, None, None, 0, data_dir)
     except _known_errors() as err:
         _fail(err)
 
 
-def _evaluate(folder: Path, episodes: int | None, context_sizes: str | None, seed: int, data_dir: Path | None) -> None:
+def _evaluate(
+    folder: Path, episodes: int | None, context_sizes: str | None, seed: int, data_dir: Path | None
+) -> None:
     from personalign.np.evaluate import DEFAULT_CONTEXT_SIZES
     from personalign.np.runs import evaluate_run
 
     sizes = _ints(context_sizes, "--context-sizes") if context_sizes else list(DEFAULT_CONTEXT_SIZES)
     with _progress() as bar:
         tid = bar.add_task("evaluate", total=None, info="")
-        metrics = evaluate_run(folder, context_sizes=sizes, episodes=episodes, seed=seed, data_dir=data_dir,
-                               progress=lambda d, t: bar.update(tid, completed=d, total=t))
+        metrics = evaluate_run(
+            folder,
+            context_sizes=sizes,
+            episodes=episodes,
+            seed=seed,
+            data_dir=data_dir,
+            progress=lambda d, t: bar.update(tid, completed=d, total=t),
+        )
     table = Table(title=f"{metrics['task']} / {metrics['model']}: accuracy (%) by context size")
     table.add_column("type")
     for m in sizes:
@@ -184,8 +217,10 @@ def score(
             if featurizer is None:
                 raise ValueError(f"task {meta['task']!r} has numeric features; the files contain text")
         if ctx.numeric:
-            ctx_arg: Any = (np.asarray(ctx.first, dtype=np.float32).reshape(-1, dim),
-                            np.asarray(ctx.second, dtype=np.float32).reshape(-1, dim))
+            ctx_arg: Any = (
+                np.asarray(ctx.first, dtype=np.float32).reshape(-1, dim),
+                np.asarray(ctx.second, dtype=np.float32).reshape(-1, dim),
+            )
         else:
             ctx_arg = list(zip(ctx.prompts, ctx.first, ctx.second, strict=True))
         state = net.condition(ctx_arg, featurizer=featurizer)
@@ -196,8 +231,16 @@ def score(
         else:
             p = state.preference_probability(tgt.prompts, tgt.first, tgt.second)
             ra, rb = state.reward(tgt.prompts, tgt.first), state.reward(tgt.prompts, tgt.second)
-        rows = [{"id": i, "p_a_over_b": float(pp), "prefers": "a" if pp > 0.5 else "b",
-                 "reward_a": float(x), "reward_b": float(y)} for i, pp, x, y in zip(tgt.ids, p, ra, rb, strict=True)]
+        rows = [
+            {
+                "id": i,
+                "p_a_over_b": float(pp),
+                "prefers": "a" if pp > 0.5 else "b",
+                "reward_a": float(x),
+                "reward_b": float(y),
+            }
+            for i, pp, x, y in zip(tgt.ids, p, ra, rb, strict=True)
+        ]
         text = "\n".join(json.dumps(r) for r in rows) + "\n"
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,11 +51,24 @@ class DemoPreset:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+#: Small-model mode (one sampled call per candidate, pre-filled ``<prompt>You are``, stop at
+#: ``</prompt>``) is the spec's default for models under 2B; the optimizer's reply is capped.
+_SMALL = {"config": "small_model", "retries": 1}
+
 DEMO_PRESETS: dict[str, DemoPreset] = {
     # default bundled model, 2 CPU cores, < 15 minutes
-    "default": DemoPreset(model="qwen2.5-coder-0.5b", users=4, max_test=12, T=3, K=3),
+    "default": DemoPreset(
+        model="qwen2.5-coder-0.5b", users=4, max_test=10, T=3, K=2, options={**_SMALL, "max_new_tokens": 96}
+    ),
     # smoke test: the 135M model, two users, tiny loop
-    "quick": DemoPreset(model="smollm2-135m", users=2, max_test=6, T=2, K=2),
+    "quick": DemoPreset(
+        model="smollm2-135m",
+        users=2,
+        max_test=6,
+        T=2,
+        K=1,
+        options={**_SMALL, "retries": 0, "max_new_tokens": 48},
+    ),
 }
 
 
@@ -104,12 +117,18 @@ def rop_example(out: Path, user_id: str, questions: dict[str, Any] | None = None
 
     def rank(r: dict[str, Any]) -> tuple[int, int]:
         info = r.get("info", {})
-        return (int(bool(info.get("chosen_is_best") is False)), int(bool(r.get("correct"))))
+        return (int(info.get("prompt_index", 0) != 0), int(bool(r.get("correct"))))
 
     best = max(recs, key=rank)
     if questions is not None and best["question_id"] in questions:
         q = questions[best["question_id"]]
         best = {**best, "question": q.text, "options": list(q.options)}
+        ids = best.get("info", {}).get("neighbour_question_ids") or []
+        sims = best.get("info", {}).get("neighbour_similarities") or []
+        best["neighbours"] = [
+            {"question": questions[i].text if i in questions else i, "similarity": s}
+            for i, s in zip(ids, sims, strict=False)
+        ]
     return best
 
 

@@ -9,6 +9,7 @@ again continues from the last complete round and returns a finished state withou
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,6 +322,13 @@ def optimize(
         if log_path is not None and state_path is not None:
             append_round_log(log_path, record)
             save_state(state_path, state)
+        mass = sum(sp.letter_mass for sp in scored) / len(scored) if scored else 1.0
+        if r == 1 and mass < 0.5:
+            warnings.warn(
+                f"user {task.user_id!r}: mean letter mass {mass:.2f} < 0.5 on the seed prompts; "
+                f"the answering model {answer_lm.model_id!r} mostly ignores the option letters",
+                stacklevel=2,
+            )
         if on_round is not None:
             on_round(r, config.T, state)
         if state.finished:

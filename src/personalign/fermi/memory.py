@@ -48,6 +48,8 @@ class ScoredPrompt:
         misaligned: the mis-aligned records, in index order.
         birth: creation order within the user's run (0 = first seed).
         round: the round in which it was scored.
+        letter_mass: mean full-vocabulary probability on the option letters (below 0.5 the
+            answering model mostly wants to say something else: a warning sign).
     """
 
     spec: PromptSpec
@@ -59,6 +61,7 @@ class ScoredPrompt:
     misaligned: tuple[MisalignedRecord, ...]
     birth: int
     round: int
+    letter_mass: float = 1.0
 
     @property
     def text(self) -> str:
@@ -87,6 +90,7 @@ class ScoredPrompt:
             "misaligned": [m.to_dict() for m in self.misaligned],
             "birth": self.birth,
             "round": self.round,
+            "letter_mass": self.letter_mass,
         }
 
     @classmethod
@@ -101,6 +105,7 @@ class ScoredPrompt:
             misaligned=tuple(MisalignedRecord.from_dict(m) for m in d["misaligned"]),
             birth=int(d["birth"]),
             round=int(d["round"]),
+            letter_mass=float(d.get("letter_mass", 1.0)),
         )
 
 

@@ -73,4 +73,5 @@ def score_prompt(
         misaligned=tuple(mis),
         birth=birth,
         round=round,
+        letter_mass=sum(r.letter_mass for r in results) / n,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,15 @@ def _decode_generation(v: dict[str, Any]) -> GenerationResult:
     )
 
 
+def _valid_entry(raw: object) -> bool:
+    try:
+        value = json.loads(raw)  # type: ignore[arg-type]
+        (_decode_choice if "logprobs" in value else _decode_generation)(value)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 class CachedLM:
     """Wraps ``inner`` with a persistent SQLite cache of its answers.
 
@@ -130,7 +140,17 @@ class CachedLM:
         self.enabled = enabled
         self.path = Path(path) if path is not None else default_cache_path()
         self.cache_usage = Usage()
-        self._store = SQLiteStore(self.path, CACHE_FORMAT, what="LM-call cache") if enabled else None
+        self._count_lock = threading.Lock()
+        self._store = (
+            SQLiteStore(
+                self.path,
+                CACHE_FORMAT,
+                what="LM-call cache",
+                rebuild_call="personalign.lm.cache.CachedLM.rebuild",
+            )
+            if enabled
+            else None
+        )
 
     # -- LanguageModel -------------------------------------------------------------------------
 
@@ -169,7 +189,7 @@ class CachedLM:
             try:
                 results[key] = decode(json.loads(raw))
             except (ValueError, KeyError, TypeError) as err:
-                raise CacheCorruptedError(self.path, "LM-call cache", f"entry {key[:12]}…: {err}") from err
+                raise self._store.corrupted(f"entry {key[:12]}…: {err}") from err
         todo: dict[str, Any] = {}
         for key, req in zip(keys, requests, strict=True):
             if key not in results and key not in todo:
@@ -180,11 +200,12 @@ class CachedLM:
                 raise RuntimeError(f"{self.inner.backend} returned {len(answers)} results for {len(todo)}")
             self._store.put_many((k, encode(a)) for k, a in zip(todo, answers, strict=True))
             results.update(zip(todo, answers, strict=True))
-        self.cache_usage.cache_misses += len(todo)
-        self.cache_usage.cache_hits += len(requests) - len(todo)
+        with self._count_lock:
+            self.cache_usage.cache_misses += len(todo)
+            self.cache_usage.cache_hits += len(requests) - len(todo)
         return [results[k] for k in keys]
 
-    def __len__(self) -> int:
+    def n_entries(self) -> int:
         """Number of entries in the cache file (all models)."""
         return len(self._store) if self._store is not None else 0
 
@@ -204,4 +225,6 @@ class CachedLM:
         The damaged file is moved aside to ``<name>.corrupt-<time>``. Run it while no other
         process uses the cache.
         """
-        return SQLiteStore.rebuild(path if path is not None else default_cache_path(), CACHE_FORMAT)
+        return SQLiteStore.rebuild(
+            path if path is not None else default_cache_path(), CACHE_FORMAT, _valid_entry
+        )

@@ -263,7 +263,11 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
                 f"{path}: not a model: expected a .gguf file or a Hugging Face model folder with config.json"
             )
         raise UnknownNameError("model", name, [*MODELS.names(), "(or a path to a .gguf file / HF folder)"])
-    model = MODELS.get(name)
+    return resolve_bundled(MODELS.get(name))
+
+
+def resolve_bundled(model: BundledModel) -> Path:
+    """Path of a catalog entry's verified GGUF file, assembling its parts on first use."""
     if len(model.parts) == 1:
         located = model.parts[0].locate()
         if located is None:

@@ -14,18 +14,22 @@ What is supported (everything else is a clear ``400``):
   list), ``seed`` (choice ``i`` of ``n`` uses ``seed + i``), ``n``, ``logprobs``, ``top_logprobs``.
   A final ``assistant`` message is a **prefill** the reply continues (as with vLLM's
   ``continue_final_message``; the reply excludes it).
-* **Log-probabilities** are given for exactly one case: ``logprobs=true`` with ``max_tokens == 1``
-  on a chat whose last user turn is a lettered multiple-choice question (``A. …`` lines, as
-  rendered by :mod:`personalign.lm.chat`). The answer then comes from
-  :meth:`LanguageModel.score_choices`: the top log-probabilities are the option letters (``"A"``,
-  ``"B"``, …) with their full-vocabulary log-probabilities, most likely first, and the reply is the
-  most likely letter. If the model has a method ``next_token_logprobs(messages, top_k) ->
-  list[tuple[str, float]]``, other ``max_tokens == 1`` requests get the true next-token
-  distribution from it (the transformers backend gets one from its ``last_logprobs``; see
-  :func:`next_token_logprobs`). In every other case the answer is generated and ``logprobs`` is ``null``,
-  as a server without log-probabilities answers (clients such as :class:`~personalign.lm.openai.OpenAILM`
-  then fall back to generate-and-parse). ``create_app(lm, logprobs=False)`` (``--no-logprobs``)
-  always answers ``null``.
+* **Log-probabilities** are given in two cases, both only for ``logprobs=true`` with
+  ``max_tokens == 1`` and no prefill:
+
+  1. the last user turn is a lettered multiple-choice question (``A. …`` lines, as rendered by
+     :mod:`personalign.lm.chat`): the answer comes from :meth:`LanguageModel.score_choices`, so
+     it works for *every* backend. The top log-probabilities are the option letters (``"A"``,
+     ``"B"``, …; nothing else) with their full-vocabulary log-probabilities, most likely first,
+     and the reply is the most likely letter;
+  2. otherwise, when the model can give its next-token distribution (see
+     :func:`next_token_logprobs`: a ``next_token_logprobs(messages, top_k)`` method, or the
+     transformers backend): the true ``top_logprobs`` most likely tokens.
+
+  In every other case the answer is generated and ``logprobs`` is ``null``, as a server without
+  log-probabilities answers (clients such as :class:`~personalign.lm.openai.OpenAILM` then fall
+  back to generate-and-parse). ``create_app(lm, logprobs=False)`` (``--no-logprobs``) always
+  answers ``null``.
 
 Requests are served one at a time (a lock around the model): the wrapped models are not assumed
 to be thread-safe.

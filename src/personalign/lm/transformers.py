@@ -147,6 +147,7 @@ def convert_gguf_to_safetensors(gguf_path: Path, target: Path) -> None:
     model.hf_quantizer = None
     model.is_quantized = False
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

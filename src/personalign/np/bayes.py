@@ -67,7 +67,9 @@ def bayes_episode_accuracy(labels: np.ndarray, episode: Episode) -> float:
     """
     true = episode.type_index
     ctx = episode.context_ids
-    consistent = (labels[:, ctx] == labels[true, ctx]).all(axis=1) if len(ctx) else np.ones(labels.shape[0], bool)
+    consistent = (
+        (labels[:, ctx] == labels[true, ctx]).all(axis=1) if len(ctx) else np.ones(labels.shape[0], bool)
+    )
     post = consistent / consistent.sum()
     agree = labels[:, episode.target_ids] == labels[true, episode.target_ids]  # (K, T)
     mass = post @ agree  # posterior mass on the true choice, per target
@@ -79,7 +81,9 @@ def bayes_pool_accuracy(pool: PreferencePool, episodes: Sequence[Episode]) -> fl
     return float(np.mean([bayes_episode_accuracy(pool.labels, e) for e in episodes]))
 
 
-def monte_carlo_bayes_accuracy(num_context: int, *, episodes: int = 20_000, targets: int = 20, seed: int = 0) -> float:
+def monte_carlo_bayes_accuracy(
+    num_context: int, *, episodes: int = 20_000, targets: int = 20, seed: int = 0
+) -> float:
     """Monte Carlo estimate of ``acc*(m)`` with fresh ``U(0,1)`` pairs (independent of the derivation:
     it simulates the labelling functions and the consistent-type posterior directly)."""
     from personalign.np.synthetic import label_pairs

@@ -71,32 +71,54 @@ def run_synthetic_benchmark(
     train_seconds: dict[str, list[float]] = {m: [] for m in models}
     for seed in seeds:
         for name in models:
-            kind, oracle_type = ("oracle", int(name.split("-")[1])) if name.startswith("oracle") else (name, None)
+            kind, oracle_type = (
+                ("oracle", int(name.split("-")[1])) if name.startswith("oracle") else (name, None)
+            )
             desc = f"seed {seed} {name}"
 
             def hook(info: dict[str, Any], desc: str = desc) -> None:
                 if progress is not None:
                     progress(desc, info["step"], info["total"])
 
-            tr = train_run("synthetic", out / "runs" / name / str(seed), model=kind, seed=seed,
-                           oracle_type=oracle_type, overrides=ov, progress=hook)
+            tr = train_run(
+                "synthetic",
+                out / "runs" / name / str(seed),
+                model=kind,
+                seed=seed,
+                oracle_type=oracle_type,
+                overrides=ov,
+                progress=hook,
+            )
             train_seconds[name].append(tr.train_seconds_)
 
             def eval_hook(done: int, total: int, desc: str = desc) -> None:
                 if progress is not None:
                     progress(f"{desc} eval", done, total)
 
-            grids[name].append(evaluate_grid(tr.model, source, context_sizes=context_sizes, episodes=episodes,
-                                             num_targets=SYNTHETIC_TASK.eval_targets, seed=0, progress=eval_hook,
-                                             episode_cache=cache))
+            grids[name].append(
+                evaluate_grid(
+                    tr.model,
+                    source,
+                    context_sizes=context_sizes,
+                    episodes=episodes,
+                    num_targets=SYNTHETIC_TASK.eval_targets,
+                    seed=0,
+                    progress=eval_hook,
+                    episode_cache=cache,
+                )
+            )
     test_pool = source.pool("test")
-    bayes_eps = {m: float(np.mean([bayes_pool_accuracy(test_pool, cache[(k, m)]) for k in range(2)]))
-                 for m in context_sizes}
+    bayes_eps = {
+        m: float(np.mean([bayes_pool_accuracy(test_pool, cache[(k, m)]) for k in range(2)]))
+        for m in context_sizes
+    }
     bayes = {str(m): bayes_optimal_accuracy(m) for m in context_sizes}
     agg = {name: aggregate_seeds(grids[name]) for name in models}
     summary = {
         "bayes": bayes,
-        "accuracy": {name: {str(m): _cell_json(agg[name][m]) for m in context_sizes} for name in ("btl", "np-btl")},
+        "accuracy": {
+            name: {str(m): _cell_json(agg[name][m]) for m in context_sizes} for name in ("btl", "np-btl")
+        },
         "train_seconds": float(sum(sum(v) for v in train_seconds.values())),
     }
     checks = {}
@@ -132,8 +154,13 @@ def run_synthetic_benchmark(
     from personalign.np.plots import plot_accuracy_vs_context
 
     series = {name: {m: (agg[name][m].mean, *agg[name][m].ci95) for m in context_sizes} for name in models}
-    plot_accuracy_vs_context(series, out / "synthetic.png", title="synthetic task: accuracy vs context size",
-                             bayes={m: bayes_optimal_accuracy(m) for m in context_sizes}, paper=PAPER_NP_BTL)
+    plot_accuracy_vs_context(
+        series,
+        out / "synthetic.png",
+        title="synthetic task: accuracy vs context size",
+        bayes={m: bayes_optimal_accuracy(m) for m in context_sizes},
+        paper=PAPER_NP_BTL,
+    )
     return summary
 
 
@@ -145,30 +172,60 @@ def synthetic_markdown(summary: Mapping[str, Any], details: Mapping[str, Any]) -
     rows.append("| BTL (paper) | " + " | ".join(f"{100 * PAPER_BTL:.1f}" for _ in ms) + " |")
     for name, label in (("btl", "BTL (ours)"), ("np-btl", "NP-BTL (ours)")):
         cells = summary["accuracy"][name]
-        rows.append(f"| {label} | " + " | ".join(
-            f"{100 * cells[m]['mean']:.2f} ± {50 * (cells[m]['ci'][1] - cells[m]['ci'][0]):.2f}" for m in ms) + " |")
+        rows.append(
+            f"| {label} | "
+            + " | ".join(
+                f"{100 * cells[m]['mean']:.2f} ± {50 * (cells[m]['ci'][1] - cells[m]['ci'][0]):.2f}"
+                for m in ms
+            )
+            + " |"
+        )
     for name in details["seed_aggregate"]:
         if name.startswith("oracle"):
             cells = details["seed_aggregate"][name]
-            rows.append(f"| {name} (ours; both types) | " + " | ".join(f"{100 * cells[m]['mean']:.2f}" for m in ms) + " |")
-    rows.append("| NP-BTL (paper) | " + " | ".join(
-        f"{100 * details['paper']['np-btl'].get(m, float('nan')):.1f}" for m in ms) + " |")
-    rows.append("| Bayes-optimal (exact) | " + " | ".join(f"{100 * summary['bayes'][m]:.2f}" for m in ms) + " |")
-    rows.append("| Bayes predictor on the same episodes | " + " | ".join(
-        f"{100 * details['bayes_on_eval_episodes'][m]:.2f}" for m in ms) + " |")
+            rows.append(
+                f"| {name} (ours; both types) | "
+                + " | ".join(f"{100 * cells[m]['mean']:.2f}" for m in ms)
+                + " |"
+            )
+    rows.append(
+        "| NP-BTL (paper) | "
+        + " | ".join(f"{100 * details['paper']['np-btl'].get(m, float('nan')):.1f}" for m in ms)
+        + " |"
+    )
+    rows.append(
+        "| Bayes-optimal (exact) | " + " | ".join(f"{100 * summary['bayes'][m]:.2f}" for m in ms) + " |"
+    )
+    rows.append(
+        "| Bayes predictor on the same episodes | "
+        + " | ".join(f"{100 * details['bayes_on_eval_episodes'][m]:.2f}" for m in ms)
+        + " |"
+    )
     ck = details["checks"]
-    rows.append("| NP-BTL ≥ paper? | " + " | ".join(
-        "n/a" if ck[m]["at_or_above_paper"] is None else ("yes" if ck[m]["at_or_above_paper"] else "**no**")
-        for m in ms) + " |")
-    rows.append("| NP-BTL within 1 pt of Bayes? | " + " | ".join(
-        "yes" if ck[m]["within_1pt_of_bayes"] else "**no**" for m in ms) + " |")
+    rows.append(
+        "| NP-BTL ≥ paper? | "
+        + " | ".join(
+            "n/a"
+            if ck[m]["at_or_above_paper"] is None
+            else ("yes" if ck[m]["at_or_above_paper"] else "**no**")
+            for m in ms
+        )
+        + " |"
+    )
+    rows.append(
+        "| NP-BTL within 1 pt of Bayes? | "
+        + " | ".join("yes" if ck[m]["within_1pt_of_bayes"] else "**no**" for m in ms)
+        + " |"
+    )
     secs = details["train_seconds"]
     foot = [
         "",
-        f"Seeds: {details['seeds']}; {details['episodes_per_cell']} test episodes per (type, m) cell, 20 targets each, "
+        f"Seeds: {details['seeds']}; {details['episodes_per_cell']} test episodes per (type, m) cell, "
+        "20 targets each, "
         "disjoint from the context; ± = half-width of the 95 % Student-t interval over seeds.",
-        "Training wall time per run (s): " + "; ".join(
-            f"{k}: " + ", ".join(f"{s:.0f}" for s in v) for k, v in secs.items()) + ".",
+        "Training wall time per run (s): "
+        + "; ".join(f"{k}: " + ", ".join(f"{s:.0f}" for s in v) for k, v in secs.items())
+        + ".",
         f"Load average at start/end: {details['loadavg_start'][0]:.1f} / {details['loadavg_end'][0]:.1f} "
         f"on {details['cpu_count']} cores.",
     ]

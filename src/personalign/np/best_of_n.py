@@ -270,8 +270,8 @@ def run_best_of_n(
 ) -> dict[str, Any]:
     """The whole benchmark: prompts, generation (resumable), features, contexts, grid, JSON/MD/PNG.
 
-    ``model_dir`` is a ``np bench text`` output folder of the ``length`` task (holding ``np-btl/`` and
-    ``btl/``) trained on the same embedder.
+    ``model_dir`` is a ``np bench text`` output folder (holding ``np-btl/`` and ``btl/``) of a task that
+    includes the judged types (``length`` or ``mix4``); contexts are drawn from that task's test pairs.
     """
     from personalign.embed.factory import get_embedder
     from personalign.np.episodes import episode_rng
@@ -287,7 +287,10 @@ def run_best_of_n(
     if meta.get("embedder_id") and emb.model_id != meta["embedder_id"]:
         raise ValueError(f"model was trained on {meta['embedder_id']} features, embedder is {emb.model_id}")
     fz = TextFeaturizer(emb, FeaturizerConfig(**meta.get("featurizer", {})))
-    task = get_text_task("length")
+    task = get_text_task(meta.get("task", "length"))
+    missing = [t for t in cfg.types if t not in task.types]
+    if missing:
+        raise ValueError(f"model task {task.name!r} has no user type {missing[0]!r}; its types: {task.types}")
     pairs = load_text_pairs(data_dir, task.sources)
     prompts = select_prompts(pairs, cfg)
     log(f"best-of-N: {len(prompts)} prompts, N up to {cfg.n_max}, LM {cfg.lm}")
@@ -334,7 +337,8 @@ def run_best_of_n(
         },
         "empty_responses": int(sum(not r.strip() for c in cands for r in c["responses"])),
         "results": grid,
-        "note": "Judged by the simulated user type's true labelling function (word counts); users are simulated.",
+        "note": "Judged by the simulated user type's true labelling function (word counts); "
+        "users are simulated.",
     }
     (out / "bon.json").write_text(json.dumps(doc, indent=2))
     (out / "bon.md").write_text(bon_markdown(doc))
@@ -413,3 +417,34 @@ def plot_bon(doc: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def run_bon_benchmark(
+    out: Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    quick: bool = False,
+    progress: Callable[[str, float, float], None] | None = None,
+    model_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """``personalign np bench bon``: :func:`run_best_of_n` with the ``mix4`` (or ``length``) models of
+    ``np bench text`` (default ``model_dir``: ``<out>/../text/mix4``). ``quick``: 6 prompts, N ≤ 4."""
+    out = Path(out)
+    if model_dir is None:
+        for cand in (out.parent / "text" / "mix4", out.parent / "text" / "length"):
+            if (cand / "np-btl" / "model.json").is_file():
+                model_dir = cand
+                break
+        else:
+            raise FileNotFoundError(
+                f"no text models under {out.parent / 'text'}; run `personalign np bench text --out "
+                f"{out.parent / 'text'}` first (or pass model_dir)"
+            )
+    cfg = BestOfNConfig(seed=seeds[0] if seeds else 0)
+    if quick:
+        cfg = BestOfNConfig(
+            seed=cfg.seed, num_prompts=6, n_max=4, ns=(2, 4), contexts_per_prompt=2, n_bootstrap=500
+        )
+    prog = (lambda d, t: progress("generate", d, t)) if progress is not None else None
+    doc = run_best_of_n(cfg, model_dir, out, progress=prog)
+    return {k: doc[k] for k in ("num_prompts", "embedder", "results")}

@@ -33,8 +33,10 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     tensors["rng.numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64))
     py_version, py_state, py_gauss = random.getstate()
-    scalars = {"numpy": [name, int(pos), int(has_gauss), float(cached)],
-               "python": [py_version, list(py_state), py_gauss]}
+    scalars = {
+        "numpy": [name, int(pos), int(has_gauss), float(cached)],
+        "python": [py_version, list(py_state), py_gauss],
+    }
     return tensors, scalars
 
 
@@ -81,8 +83,14 @@ def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(folder: str | Path, name: str, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any]) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    name: str,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+) -> Path:
     """Write ``folder/name.safetensors`` and ``folder/name.json``; ``state`` must be JSON-able."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,8 +116,14 @@ def has_checkpoint(folder: str | Path, name: str = "last") -> bool:
     return (folder / f"{name}.json").is_file() and (folder / f"{name}.safetensors").is_file()
 
 
-def load_checkpoint(folder: str | Path, name: str, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    restore_rng_state: bool = True) -> dict[str, Any]:
+def load_checkpoint(
+    folder: str | Path,
+    name: str,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    restore_rng_state: bool = True,
+) -> dict[str, Any]:
     """Restore model, optimiser and RNG states in place; return the saved ``state`` dict."""
     folder = Path(folder)
     js, st = folder / f"{name}.json", folder / f"{name}.safetensors"
@@ -122,7 +136,7 @@ def load_checkpoint(folder: str | Path, name: str, *, model: torch.nn.Module, op
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{js}: format {meta.get('format')!r}, expected {FORMAT!r}")
     tensors = load_file(str(st))
-    model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_sd, strict=True)
         dev = next(model.parameters()).device

@@ -70,8 +70,12 @@ class EpisodeBatch:
     type_index: torch.Tensor
 
     def to(self, device: torch.device | str) -> EpisodeBatch:
-        return EpisodeBatch(*(t.to(device) for t in (self.context, self.context_mask, self.targets,
-                                                     self.target_mask, self.type_index)))
+        return EpisodeBatch(
+            *(
+                t.to(device)
+                for t in (self.context, self.context_mask, self.targets, self.target_mask, self.type_index)
+            )
+        )
 
     @property
     def size(self) -> int:
@@ -95,7 +99,10 @@ def collate(episodes: Sequence[Episode]) -> EpisodeBatch:
         ctx[i, :k], cmask[i, :k] = e.context, True
         tgt[i, :n], tmask[i, :n] = e.targets, True
     return EpisodeBatch(
-        torch.from_numpy(ctx), torch.from_numpy(cmask), torch.from_numpy(tgt), torch.from_numpy(tmask),
+        torch.from_numpy(ctx),
+        torch.from_numpy(cmask),
+        torch.from_numpy(tgt),
+        torch.from_numpy(tmask),
         torch.tensor([e.type_index for e in episodes], dtype=torch.long),
     )
 
@@ -189,7 +196,9 @@ class PoolEpisodeSource:
         flip_prob: annotator noise: each shown label is flipped with this probability.
     """
 
-    def __init__(self, pools: Mapping[str, PreferencePool], type_names: Sequence[str], flip_prob: float = 0.0):
+    def __init__(
+        self, pools: Mapping[str, PreferencePool], type_names: Sequence[str], flip_prob: float = 0.0
+    ):
         if not pools:
             raise NPInputError("PoolEpisodeSource needs at least one split")
         dims = {p.features.shape[-1] for p in pools.values()}
@@ -197,7 +206,9 @@ class PoolEpisodeSource:
             raise FeatureDimensionError(f"all splits must share one feature dimension, got {sorted(dims)}")
         for name, pool in pools.items():
             if pool.num_types != len(type_names):
-                raise NPInputError(f"split {name!r} has {pool.num_types} label rows but {len(type_names)} type names")
+                raise NPInputError(
+                    f"split {name!r} has {pool.num_types} label rows but {len(type_names)} type names"
+                )
         self.pools = dict(pools)
         self._type_names = tuple(type_names)
         self.flip_prob = float(flip_prob)
@@ -248,7 +259,9 @@ class PoolEpisodeSource:
             flips = rng.random(len(tgt_ids)) < self.flip_prob
             lookup = dict(zip(tgt_ids.tolist(), flips.tolist(), strict=True))
             tgt = np.where(flips[:, None, None], tgt[:, ::-1], tgt)
-            cf = np.array([lookup.get(i, bool(rng.random() < self.flip_prob)) for i in ctx_ids.tolist()], dtype=bool)
+            cf = np.array(
+                [lookup.get(i, bool(rng.random() < self.flip_prob)) for i in ctx_ids.tolist()], dtype=bool
+            )
             ctx = np.where(cf[:, None, None], ctx[:, ::-1], ctx) if len(ctx_ids) else ctx
         return Episode(np.ascontiguousarray(ctx), np.ascontiguousarray(tgt), type_index, ctx_ids, tgt_ids)
 
@@ -277,8 +290,17 @@ class TrainingBatches(torch.utils.data.Dataset):
     whatever the number of DataLoader workers.
     """
 
-    def __init__(self, source: EpisodeSource, plan: SamplingPlan, *, seed: int, epoch: int, num_batches: int,
-                 split: str = "train", start: int = 0) -> None:
+    def __init__(
+        self,
+        source: EpisodeSource,
+        plan: SamplingPlan,
+        *,
+        seed: int,
+        epoch: int,
+        num_batches: int,
+        split: str = "train",
+        start: int = 0,
+    ) -> None:
         self.source, self.plan, self.seed, self.epoch, self.split = source, plan, seed, epoch, split
         self.num_batches, self.start = num_batches, start
 
@@ -306,8 +328,16 @@ class TrainingBatches(torch.utils.data.Dataset):
         return collate(self.episodes(self.start + i))
 
 
-def validation_episodes(source: EpisodeSource, *, seed: int, n: int, max_context: int, num_targets: int,
-                        type_indices: Sequence[int], split: str = "val") -> list[Episode]:
+def validation_episodes(
+    source: EpisodeSource,
+    *,
+    seed: int,
+    n: int,
+    max_context: int,
+    num_targets: int,
+    type_indices: Sequence[int],
+    split: str = "val",
+) -> list[Episode]:
     """The fixed validation set: ``n`` episodes with ``m = i mod (max_context + 1)``, targets disjoint
     from the context, types drawn uniformly from ``type_indices``."""
     out = []
@@ -318,13 +348,27 @@ def validation_episodes(source: EpisodeSource, *, seed: int, n: int, max_context
     return out
 
 
-def evaluation_episodes(source: EpisodeSource, *, seed: int, split: str, type_index: int, num_context: int,
-                        n: int, num_targets: int) -> list[Episode]:
+def evaluation_episodes(
+    source: EpisodeSource,
+    *,
+    seed: int,
+    split: str,
+    type_index: int,
+    num_context: int,
+    n: int,
+    num_targets: int,
+) -> list[Episode]:
     """``n`` evaluation episodes of one type and context size; context and targets disjoint. Keyed by
     ``(seed, split, type, m, i)``, so every model is scored on identical episodes."""
     return [
-        source.sample_episode(episode_rng(seed, split, _TAG_EVAL, type_index, num_context, i), split, type_index,
-                              num_context, num_targets, True)
+        source.sample_episode(
+            episode_rng(seed, split, _TAG_EVAL, type_index, num_context, i),
+            split,
+            type_index,
+            num_context,
+            num_targets,
+            True,
+        )
         for i in range(n)
     ]
 

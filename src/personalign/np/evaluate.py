@@ -76,14 +76,17 @@ class GridResult:
         return {
             "types": list(self.type_names),
             "context_sizes": list(self.context_sizes),
-            "per_type": {k: {str(m): c.to_dict() for m, c in row.items()} for k, row in self.per_type.items()},
+            "per_type": {
+                k: {str(m): c.to_dict() for m, c in row.items()} for k, row in self.per_type.items()
+            },
             "average": {str(m): c.to_dict() for m, c in self.average.items()},
         }
 
 
 @torch.no_grad()
-def episode_accuracies(model: RewardModel, episodes: Sequence[Episode], *, batch_size: int = 500,
-                       seed: int = 0) -> np.ndarray:
+def episode_accuracies(
+    model: RewardModel, episodes: Sequence[Episode], *, batch_size: int = 500, seed: int = 0
+) -> np.ndarray:
     """Per-episode target accuracy ``(len(episodes),)`` in eval mode."""
     model.eval()
     gen = torch.Generator(device=model.device).manual_seed(seed)
@@ -128,8 +131,15 @@ def evaluate_grid(
             key = (k, m)
             eps = episode_cache.get(key) if episode_cache is not None else None
             if eps is None:
-                eps = evaluation_episodes(source, seed=seed, split=split, type_index=k, num_context=m, n=episodes,
-                                          num_targets=num_targets)
+                eps = evaluation_episodes(
+                    source,
+                    seed=seed,
+                    split=split,
+                    type_index=k,
+                    num_context=m,
+                    n=episodes,
+                    num_targets=num_targets,
+                )
                 if episode_cache is not None:
                     episode_cache[key] = eps
             acc = episode_accuracies(model, eps, batch_size=batch_size, seed=seed)

@@ -73,7 +73,9 @@ class ContextEncoder(nn.Module):
         self.pooling = cfg.pooling
         self.hidden = h
         self.phi = nn.Linear(2 * d, h) if cfg.pair_encoder_layers == 1 else _mlp2(2 * d, h, h)
-        self.attention = nn.MultiheadAttention(h, cfg.num_heads, dropout=cfg.attention_dropout, batch_first=True)
+        self.attention = nn.MultiheadAttention(
+            h, cfg.num_heads, dropout=cfg.attention_dropout, batch_first=True
+        )
         self.outer = _mlp2(h, h, out_dim)
 
     def pool(self, pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -86,10 +88,8 @@ class ContextEncoder(nn.Module):
             return pooled
         idx = nonempty.nonzero().squeeze(1)
         sub_mask = mask[idx]
-        if sub_mask.shape[0] == b and bool(sub_mask.all()):
-            sub_mask_arg = None  # no padding at all: plain attention
-        else:
-            sub_mask_arg = ~sub_mask
+        # no padding at all: plain attention
+        sub_mask_arg = None if sub_mask.shape[0] == b and bool(sub_mask.all()) else ~sub_mask
         x = pairs[idx].flatten(2)  # (b', M, 2d)
         e = self.phi(x)
         a, _ = self.attention(e, e, e, key_padding_mask=sub_mask_arg, need_weights=False)
@@ -135,7 +135,8 @@ class RewardModelBase(nn.Module):
         return next(self.parameters()).device
 
     def rewards(self, features: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        """Rewards ``(n,)`` of ``n`` options ``(n, d)``, each with its own ``z`` row ``(n, h)`` (or ``None``)."""
+        """Rewards ``(n,)`` of ``n`` options ``(n, d)``, each with its own ``z`` row ``(n, h)`` (or
+        ``None``)."""
         return self.head(self.target_encoder(features), z).squeeze(-1)
 
     def head_from_projection(self, t: torch.Tensor, z_proj: torch.Tensor | None) -> torch.Tensor:
@@ -147,7 +148,9 @@ class RewardModelBase(nn.Module):
         """Per-episode ``z`` contribution to the head's first layer (``None`` for unconditional models)."""
         return None
 
-    def pair_margins(self, targets: torch.Tensor, target_mask: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+    def pair_margins(
+        self, targets: torch.Tensor, target_mask: torch.Tensor, z: torch.Tensor | None
+    ) -> torch.Tensor:
         """``r(chosen) - r(rejected)`` for the valid targets, flattened in mask order -> ``(n,)``.
 
         ``z`` is per episode ``(B, h)``; its projection through the head's first layer is computed once
@@ -164,7 +167,9 @@ class RewardModelBase(nn.Module):
         r = self.head_from_projection(t, zp).reshape(n, 2)
         return r[:, 0] - r[:, 1]
 
-    def target_probabilities(self, batch: EpisodeBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+    def target_probabilities(
+        self, batch: EpisodeBatch, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``P(chosen > rejected)`` for every valid target ``(n,)``, in eval semantics (no sampling
         randomness beyond ``generator`` for latent models)."""
         z = self.encode(batch.context, batch.context_mask)
@@ -172,7 +177,9 @@ class RewardModelBase(nn.Module):
             probs = torch.zeros(int(batch.target_mask.sum()), device=batch.targets.device)
             for _ in range(self.config.eval_samples):
                 eps = torch.randn(z.mean.shape, generator=generator, device=z.mean.device)
-                probs += torch.sigmoid(self.pair_margins(batch.targets, batch.target_mask, z.mean + z.scale * eps))
+                probs += torch.sigmoid(
+                    self.pair_margins(batch.targets, batch.target_mask, z.mean + z.scale * eps)
+                )
             return probs / self.config.eval_samples
         return torch.sigmoid(self.pair_margins(batch.targets, batch.target_mask, z))
 
@@ -225,7 +232,11 @@ class RewardModelBase(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         _atomic(folder / MODEL_FILE, lambda p: save_file(tensors, str(p)))
-        meta = {"format": "personalign-np-model-v1", "config": self.config.to_dict(), "metadata": metadata or {}}
+        meta = {
+            "format": "personalign-np-model-v1",
+            "config": self.config.to_dict(),
+            "metadata": metadata or {},
+        }
         _atomic(folder / MODEL_META, lambda p: p.write_text(json.dumps(meta, indent=2)))
         return folder
 
@@ -330,7 +341,9 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     state = load_file(str(weights))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{weights}: tensors do not match the config (missing {missing}, unexpected {unexpected})")
+        raise CheckpointError(
+            f"{weights}: tensors do not match the config (missing {missing}, unexpected {unexpected})"
+        )
     model.to(resolve_device(device)).eval()
     return model, meta.get("metadata", {})
 

@@ -349,9 +349,20 @@ def load_bundle(folder: str | Path | None = None, embedder: Any = None) -> Opini
         return _BUNDLES[key]
     model, meta = load_model(path)
     users_file = path / TRAINING_USERS_FILE
-    if not users_file.is_file():
+    if users_file.is_file():
+        info = json.loads(users_file.read_text())
+    elif meta.get("task") == "opinions":  # a `np train --task opinions` folder: recompute the partition
+        from personalign.data.opinionqa import load_opinionqa_users
+
+        opts = meta.get("task_options", {})
+        info = user_partition(
+            load_opinionqa_users(),
+            holdout_user_set=str(opts.get("holdout_user_set", "strat10")),
+            seed=int(opts.get("split_seed", 0)),
+        )
+        meta = {**meta, "embedder": opts.get("embedder", "minilm")}
+    else:
         raise NPInputError(f"{users_file}: missing; expected the list of training user ids beside the model")
-    info = json.loads(users_file.read_text())
     training = frozenset(str(u) for u in info.get("train", []) + info.get("val", []))
     emb_name = meta.get("embedder", "minilm")
     emb = (
@@ -365,7 +376,7 @@ def load_bundle(folder: str | Path | None = None, embedder: Any = None) -> Opini
             f"but embedder {emb_name!r} is {emb.model_id}"
         )
     fz = TextFeaturizer(emb, FeaturizerConfig(**meta.get("featurizer", {})))
-    bundle = OpinionModelBundle(model, fz, training, meta)
+    bundle = OpinionModelBundle(model, fz, training, {**meta, "partition": info})
     _BUNDLES[key] = bundle
     return bundle
 
@@ -513,7 +524,7 @@ def evaluate_opinions(
     k = tc.get("k", 15) if k is None else k
     seed = tc.get("split_seed", 0) if seed is None else seed
     ub = userbase if userbase is not None else load_opinionqa_users(data_dir)
-    info = json.loads((Path(model_dir) / TRAINING_USERS_FILE).read_text())
+    info = bundle.metadata["partition"]
     train_ids = set(info["train"]) | set(info["val"])
     counts: dict[str, np.ndarray] = {}
     for u in ub.users:
@@ -577,3 +588,72 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (np.floating, np.integer)):
         return x.item()
     return x
+
+
+# -- registry entry for `personalign np train --task opinions` -----------------------------------------
+
+
+@dataclass(frozen=True)
+class OpinionsNPTask:
+    """:class:`~personalign.np.tasks.NPTask` ``opinions``: episodes are real OpinionQA respondents.
+
+    Splits: ``train``/``val`` = the training respondents, ``test`` = the held-out evaluated users
+    (:func:`user_partition`). Options: ``embedder`` (``minilm``), ``holdout_user_set`` (``strat10``),
+    ``split_seed`` (0). Context sizes count **questions**. A folder trained this way works with the
+    ``np-btl`` method (the partition is recomputed from the options), but ``train_opinions`` is the
+    recommended path: it also writes ``training_users.json``.
+    """
+
+    name: str = "opinions"
+    description: str = "OpinionQA respondents: answers as answer-over-option preferences (real users)"
+    eval_episodes: int = 300
+    eval_targets: int = 10
+
+    def featurizer(self, **options: Any) -> TextFeaturizer:
+        from personalign.embed.factory import get_embedder
+        from personalign.np.features import FeaturizerConfig
+
+        return TextFeaturizer(get_embedder(str(options.get("embedder", "minilm"))), FeaturizerConfig())
+
+    def build_source(
+        self, *, seed: int = 0, data_dir: Path | None = None, **options: Any
+    ) -> OpinionEpisodeSource:
+        from personalign.data.opinionqa import load_opinionqa_users
+
+        ub = load_opinionqa_users(data_dir)
+        part = user_partition(
+            ub,
+            holdout_user_set=str(options.get("holdout_user_set", "strat10")),
+            seed=int(options.get("split_seed", 0)),
+        )
+        fz = self.featurizer(**options)
+        return OpinionEpisodeSource(
+            ub, {"train": part["train"], "val": part["val"], "test": part["eval"]}, opinion_features(ub, fz)
+        )
+
+    def model_config(self, kind: str, feature_dim: int) -> Any:
+        from personalign.np.config import NPModelConfig
+
+        return NPModelConfig(kind=kind, feature_dim=feature_dim, hidden=256, pair_encoder_layers=1)
+
+    def training_config(self, **overrides: Any) -> Any:
+        from dataclasses import replace
+
+        from personalign.np.config import NPTrainingConfig
+
+        base = NPTrainingConfig(
+            lr=3e-4,
+            batch_episodes=32,
+            num_targets=10,
+            max_context=15,
+            disjoint_train_context=True,
+            epochs=10,
+            episodes_per_epoch=2048,
+            eval_every=32,
+            val_episodes=256,
+            patience=8,
+        )
+        return replace(base, **overrides)
+
+
+OPINIONS_TASK = OpinionsNPTask()

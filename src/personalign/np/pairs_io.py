@@ -36,17 +36,37 @@ class PairRecords:
 def _vector(value: Any, path: Path, line: int, field: str, dim: int | None) -> list[float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
-    if not isinstance(value, list) or not value or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     ):
-        raise DataError("not a feature vector", path=path, line=line, field=field,
-                        expected="a non-empty list of numbers", got=value)
+        raise DataError(
+            "not a feature vector",
+            path=path,
+            line=line,
+            field=field,
+            expected="a non-empty list of numbers",
+            got=value,
+        )
     if any(not math.isfinite(float(v)) for v in value):
-        raise DataError("feature vector has NaN/inf", path=path, line=line, field=field, expected="finite numbers",
-                        got=value)
+        raise DataError(
+            "feature vector has NaN/inf",
+            path=path,
+            line=line,
+            field=field,
+            expected="finite numbers",
+            got=value,
+        )
     if dim is not None and len(value) != dim:
-        raise DataError("wrong feature dimension", path=path, line=line, field=field,
-                        expected=f"{dim} numbers (the model's feature_dim)", got=len(value))
+        raise DataError(
+            "wrong feature dimension",
+            path=path,
+            line=line,
+            field=field,
+            expected=f"{dim} numbers (the model's feature_dim)",
+            got=len(value),
+        )
     return [float(v) for v in value]
 
 
@@ -70,20 +90,36 @@ def read_pairs(path: str | Path, keys: tuple[str, str], *, dim: int | None, allo
                 raise DataError("not a JSON object", path=path, line=line_no, expected="an object", got=rec)
             for k in keys:
                 if k not in rec:
-                    raise DataError("missing field", path=path, line=line_no, field=k,
-                                    expected=f"fields {keys[0]!r} and {keys[1]!r}")
+                    raise DataError(
+                        "missing field",
+                        path=path,
+                        line=line_no,
+                        field=k,
+                        expected=f"fields {keys[0]!r} and {keys[1]!r}",
+                    )
             is_text = isinstance(rec[keys[0]], str)
             if numeric is None:
                 numeric = not is_text
             elif numeric == is_text:
-                raise DataError("mixes text and numeric records", path=path, line=line_no, field=keys[0],
-                                expected="the same kind of record on every line")
+                raise DataError(
+                    "mixes text and numeric records",
+                    path=path,
+                    line=line_no,
+                    field=keys[0],
+                    expected="the same kind of record on every line",
+                )
             if is_text:
                 for k in (*keys, "prompt"):
                     v = rec.get(k)
                     if not isinstance(v, str) or (k != "prompt" and not v.strip()):
-                        raise DataError("not a non-empty string", path=path, line=line_no, field=k,
-                                        expected="a string (responses non-empty)", got=v)
+                        raise DataError(
+                            "not a non-empty string",
+                            path=path,
+                            line=line_no,
+                            field=k,
+                            expected="a string (responses non-empty)",
+                            got=v,
+                        )
                 first.append(rec[keys[0]])
                 second.append(rec[keys[1]])
                 prompts.append(rec["prompt"])

@@ -53,24 +53,48 @@ def train_run(
     tcfg = task.training_config(seed=seed, checkpoint_dir=str(out / "checkpoints"), **dict(overrides or {}))
     if model == "oracle":
         if oracle_type is None or not 0 <= oracle_type < len(source.type_names):
-            raise ValueError(f"--oracle-type must be one of 0..{len(source.type_names) - 1} for the oracle model")
+            raise ValueError(
+                f"--oracle-type must be one of 0..{len(source.type_names) - 1} for the oracle model"
+            )
         tcfg = replace(tcfg, type_indices=(oracle_type,))
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     if resume and cfg_path.is_file():
         saved = json.loads(cfg_path.read_text())
         if saved.get("task") != task_name or saved.get("model") != model:
-            raise CheckpointError(f"{cfg_path}: run is {saved.get('task')}/{saved.get('model')}, not {task_name}/{model}")
-    cfg_path.write_text(json.dumps({
-        "task": task_name, "task_options": dict(task_options or {}), "model": model, "seed": seed,
-        "oracle_type": oracle_type, "model_config": mcfg.to_dict(), "training_config": tcfg.to_dict(),
-    }, indent=2))
+            raise CheckpointError(
+                f"{cfg_path}: run is {saved.get('task')}/{saved.get('model')}, not {task_name}/{model}"
+            )
+    cfg_path.write_text(
+        json.dumps(
+            {
+                "task": task_name,
+                "task_options": dict(task_options or {}),
+                "model": model,
+                "seed": seed,
+                "oracle_type": oracle_type,
+                "model_config": mcfg.to_dict(),
+                "training_config": tcfg.to_dict(),
+            },
+            indent=2,
+        )
+    )
     net = build_model(mcfg, seed=seed)
     trainer = NPTrainer(net, tcfg).fit(source, resume=resume, progress=progress)
-    meta = {"task": task_name, "task_options": dict(task_options or {}), "model": model, "seed": seed,
-            "oracle_type": oracle_type, "types": list(source.type_names), "train_seconds": trainer.train_seconds_,
-            "steps": trainer.step_, "best_step": trainer.best_step_, "best_val_nll": trainer.best_val_nll_,
-            "stopped_early": trainer.stopped_early_, "device": str(resolve_device(tcfg.device))}
+    meta = {
+        "task": task_name,
+        "task_options": dict(task_options or {}),
+        "model": model,
+        "seed": seed,
+        "oracle_type": oracle_type,
+        "types": list(source.type_names),
+        "train_seconds": trainer.train_seconds_,
+        "steps": trainer.step_,
+        "best_step": trainer.best_step_,
+        "best_val_nll": trainer.best_val_nll_,
+        "stopped_early": trainer.stopped_early_,
+        "device": str(resolve_device(tcfg.device)),
+    }
     trainer.model.save(out, metadata=meta)
     (out / "history.json").write_text(json.dumps(trainer.history_, indent=2))
     return trainer
@@ -100,35 +124,63 @@ def evaluate_run(
     topts = dict(meta.get("task_options", {}))
     source = task.build_source(seed=int(topts.pop("data_seed", 0)), data_dir=data_dir, **topts)
     t0 = time.perf_counter()
-    grid = evaluate_grid(model, source, context_sizes=context_sizes, episodes=episodes or task.eval_episodes,
-                         num_targets=task.eval_targets, seed=seed, progress=progress)
-    metrics = {"task": meta["task"], "model": meta["model"], "seed": meta["seed"],
-               "embedder": topts.get("embedder", None), **grid.to_dict(),
-               "wall_time_s": meta.get("train_seconds"), "eval_seconds": time.perf_counter() - t0,
-               "device": meta.get("device", "cpu")}
+    grid = evaluate_grid(
+        model,
+        source,
+        context_sizes=context_sizes,
+        episodes=episodes or task.eval_episodes,
+        num_targets=task.eval_targets,
+        seed=seed,
+        progress=progress,
+    )
+    metrics = {
+        "task": meta["task"],
+        "model": meta["model"],
+        "seed": meta["seed"],
+        "embedder": topts.get("embedder"),
+        **grid.to_dict(),
+        "wall_time_s": meta.get("train_seconds"),
+        "eval_seconds": time.perf_counter() - t0,
+        "device": meta.get("device", "cpu"),
+    }
     bayes = getattr(task, "bayes_accuracy", None)
     if bayes is not None:
         metrics["bayes"] = {str(m): bayes(m) for m in context_sizes}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (folder / "metrics.md").write_text(grid_markdown(grid, title=f"{meta['task']} / {meta['model']} (seed {meta['seed']})",
-                                                     bayes=metrics.get("bayes")))
+    (folder / "metrics.md").write_text(
+        grid_markdown(
+            grid, title=f"{meta['task']} / {meta['model']} (seed {meta['seed']})", bayes=metrics.get("bayes")
+        )
+    )
     series = {name: {m: (c.mean, *c.ci95) for m, c in row.items()} for name, row in grid.per_type.items()}
     series["average"] = {m: (c.mean, *c.ci95) for m, c in grid.average.items()}
-    plot_accuracy_vs_context(series, folder / "acc_vs_context.png", title=f"{meta['task']}: {meta['model']}",
-                             bayes={int(k): v for k, v in metrics.get("bayes", {}).items()} or None)
+    plot_accuracy_vs_context(
+        series,
+        folder / "acc_vs_context.png",
+        title=f"{meta['task']}: {meta['model']}",
+        bayes={int(k): v for k, v in metrics.get("bayes", {}).items()} or None,
+    )
     return metrics
 
 
 def grid_markdown(grid: GridResult, *, title: str, bayes: Mapping[str, float] | None = None) -> str:
     """A Markdown table (percent) of a grid: one row per type plus the average (and Bayes)."""
     ms = grid.context_sizes
-    lines = [f"### {title}", "", "| type | " + " | ".join(f"m={m}" for m in ms) + " |",
-             "|---|" + "---|" * len(ms)]
+    lines = [
+        f"### {title}",
+        "",
+        "| type | " + " | ".join(f"m={m}" for m in ms) + " |",
+        "|---|" + "---|" * len(ms),
+    ]
     for name, row in grid.per_type.items():
         lines.append(f"| {name} | " + " | ".join(f"{100 * row[m].mean:.1f}" for m in ms) + " |")
-    lines.append("| **average** | " + " | ".join(
-        f"{100 * grid.average[m].mean:.1f} ± {50 * (grid.average[m].ci95[1] - grid.average[m].ci95[0]):.1f}"
-        for m in ms) + " |")
+    lines.append(
+        "| **average** | "
+        + " | ".join(
+            f"{100 * c.mean:.1f} ± {50 * (c.ci95[1] - c.ci95[0]):.1f}" for c in (grid.average[m] for m in ms)
+        )
+        + " |"
+    )
     if bayes:
         lines.append("| Bayes-optimal | " + " | ".join(f"{100 * bayes[str(m)]:.2f}" for m in ms) + " |")
     return "\n".join(lines) + "\n"

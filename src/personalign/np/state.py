@@ -32,7 +32,7 @@ class Featurizer(Protocol):
 
 
 def check_features(x: Any, dim: int, *, what: str = "features", allow_empty: bool = False) -> np.ndarray:
-    """Validate option features -> float32 array ``(n, dim)``; a single vector ``(dim,)`` becomes ``(1, dim)``.
+    """Validate option features -> float32 array ``(n, dim)``; one vector ``(dim,)`` becomes ``(1, dim)``.
 
     Raises :class:`FeatureDimensionError`, :class:`NonFiniteFeaturesError` or :class:`EmptyPairsError`.
     """
@@ -74,7 +74,9 @@ def check_pairs(pairs: Any, dim: int, *, what: str = "pairs", allow_empty: bool 
         try:
             arr = np.asarray(pairs, dtype=np.float32)
         except (TypeError, ValueError) as err:
-            raise FeatureDimensionError(f"{what}: expected numeric array of shape (m, 2, {dim}) ({err})") from err
+            raise FeatureDimensionError(
+                f"{what}: expected numeric array of shape (m, 2, {dim}) ({err})"
+            ) from err
         if arr.size == 0:
             arr = np.zeros((0, 2, dim), dtype=np.float32)
         elif arr.ndim == 2 and dim == 1 and arr.shape[1] == 2:
@@ -110,21 +112,31 @@ def _text_pairs(pairs: Sequence[Any], featurizer: Featurizer, what: str) -> np.n
 
 def _is_text(pairs: Any) -> bool:
     first = pairs[0]
-    return isinstance(first, dict) or (isinstance(first, (tuple, list)) and len(first) == 3 and isinstance(first[0], str))
+    return isinstance(first, dict) or (
+        isinstance(first, (tuple, list)) and len(first) == 3 and isinstance(first[0], str)
+    )
 
 
-def condition_model(model: RewardModel, context_pairs: Any, *, featurizer: Featurizer | None = None,
-                    allow_empty: bool = True) -> UserState:
+def condition_model(
+    model: RewardModel, context_pairs: Any, *, featurizer: Featurizer | None = None, allow_empty: bool = True
+) -> UserState:
     """Implementation of ``model.condition`` (see :meth:`RewardModelBase.condition`)."""
     d = model.config.feature_dim
     if featurizer is not None and featurizer.dim != d:
         raise FeatureDimensionError(f"featurizer gives {featurizer.dim}-d features but the model expects {d}")
-    if featurizer is not None and isinstance(context_pairs, (list, tuple)) and context_pairs and _is_text(context_pairs):
+    if (
+        featurizer is not None
+        and isinstance(context_pairs, (list, tuple))
+        and context_pairs
+        and _is_text(context_pairs)
+    ):
         pairs = _text_pairs(context_pairs, featurizer, "context")
     else:
         pairs = check_pairs(context_pairs, d, what="context", allow_empty=True)
     if pairs.shape[0] == 0 and not allow_empty:
-        raise EmptyPairsError("context: expected at least one pair, got none (pass allow_empty=True for the prior)")
+        raise EmptyPairsError(
+            "context: expected at least one pair, got none (pass allow_empty=True for the prior)"
+        )
     model.eval()
     dev = model.device
     with torch.no_grad():
@@ -163,13 +175,16 @@ class UserState:
 
     def __post_init__(self) -> None:
         # Fold the z half of the head's first Linear into a per-user bias (computed once).
-        bias = None
+        bias = w_t = None
         if self.z is not None:
             lin = self.model.reward_head[0]
             h = self.model.config.hidden
             with torch.no_grad():
                 bias = self.z @ lin.weight[:, h:].T + lin.bias  # (S, h)
+                w_t = lin.weight[:, :h].contiguous()
         object.__setattr__(self, "_bias", bias)
+        object.__setattr__(self, "_w_t", w_t)
+        object.__setattr__(self, "_device", self.model.device)
 
     @property
     def feature_dim(self) -> int:
@@ -178,7 +193,9 @@ class UserState:
     def _features(self, x: Any, responses: Any, what: str) -> np.ndarray:
         if responses is not None or isinstance(x, str):
             if self.featurizer is None:
-                raise NPInputError(f"{what}: scoring text needs a featurizer (model.condition(..., featurizer=...))")
+                raise NPInputError(
+                    f"{what}: scoring text needs a featurizer (model.condition(..., featurizer=...))"
+                )
             prompts = [x] if isinstance(x, str) else list(x)
             resp = [responses] if isinstance(responses, str) else list(responses)
             if len(prompts) == 1 and len(resp) > 1:
@@ -196,16 +213,18 @@ class UserState:
         """``(S, n)`` rewards (``S`` latent samples, 1 otherwise)."""
         m = self.model
         with torch.no_grad():
-            x = torch.from_numpy(feats).to(m.device)
+            x = torch.from_numpy(feats).to(self._device)  # type: ignore[attr-defined]
             t = m.target_encoder(x)  # (n, h)
             head = m.reward_head
-            if self._bias is None:  # type: ignore[attr-defined]
+            bias = self._bias  # type: ignore[attr-defined]
+            if bias is None:
                 return head(t).squeeze(-1).unsqueeze(0)
-            h = m.config.hidden
-            pre = (t @ head[0].weight[:, :h].T).unsqueeze(0) + self._bias.unsqueeze(1)  # type: ignore[attr-defined]
-            s, n, _ = pre.shape
-            out = head[3](head[2](head[1](pre.reshape(s * n, h))))
-            return out.reshape(s, n)
+            if bias.shape[0] == 1:
+                pre = torch.nn.functional.linear(t, self._w_t, bias[0])  # type: ignore[attr-defined]
+                return head[3](head[2](head[1](pre))).reshape(1, -1)
+            pre = torch.nn.functional.linear(t, self._w_t).unsqueeze(0) + bias.unsqueeze(1)  # type: ignore[attr-defined]
+            s, n, h = pre.shape
+            return head[3](head[2](head[1](pre.reshape(s * n, h)))).reshape(s, n)
 
     def reward(self, features_or_prompts: Any, responses: Any = None) -> np.ndarray:
         """Rewards of ``n`` responses -> ``(n,)`` float array.
@@ -215,7 +234,8 @@ class UserState:
         the mean reward over their ``z`` samples.
         """
         feats = self._features(features_or_prompts, responses, "responses")
-        return self._rewards_tensor(feats).mean(0).cpu().numpy()
+        r = self._rewards_tensor(feats)
+        return (r[0] if r.shape[0] == 1 else r.mean(0)).cpu().numpy()
 
     def preference_probability(self, *args: Any) -> np.ndarray:
         """``P(a > b)`` for each pair: ``(a, b)`` feature arrays ``(n, d)``, or ``(prompt, a, b)`` texts."""

@@ -58,8 +58,8 @@ def synthetic_pools(num_pairs: int = NUM_PAIRS, seed: int = 0) -> dict[str, Pref
     pairs = rng.uniform(0.0, 1.0, size=(num_pairs, 2))
     labels = label_pairs(pairs, rng)
     perm = rng.permutation(num_pairs)
-    n_train = int(round(SPLIT_FRACTIONS[0] * num_pairs))
-    n_val = int(round(SPLIT_FRACTIONS[1] * num_pairs))
+    n_train = round(SPLIT_FRACTIONS[0] * num_pairs)
+    n_val = round(SPLIT_FRACTIONS[1] * num_pairs)
     parts = {"train": perm[:n_train], "val": perm[n_train : n_train + n_val], "test": perm[n_train + n_val :]}
     feats = pairs[:, :, None].astype(np.float32)
     return {name: PreferencePool(feats[idx], labels[:, idx]) for name, idx in parts.items()}
@@ -80,8 +80,16 @@ def synthetic_training_config(**overrides: Any) -> NPTrainingConfig:
     slowly on 2 CPU cores to resolve the decision boundaries to within 1 point of Bayes), 64 episodes
     per step, 16,000 episodes per epoch (one per training pair, spec [ref]), 6 epochs, validation
     every 100 steps."""
-    base = NPTrainingConfig(lr=1e-3, lr_schedule="cosine", warmup_steps=50, epochs=6, episodes_per_epoch=16_000,
-                            eval_every=100, patience=10, num_threads=1)
+    base = NPTrainingConfig(
+        lr=1e-3,
+        lr_schedule="cosine",
+        warmup_steps=50,
+        epochs=6,
+        episodes_per_epoch=16_000,
+        eval_every=100,
+        patience=10,
+        num_threads=1,
+    )
     return replace(base, **overrides)
 
 
@@ -94,9 +102,14 @@ class SyntheticTask:
     eval_episodes: int = 1000
     eval_targets: int = 20
 
-    def build_source(self, *, seed: int = 0, data_dir: Path | None = None, **options: Any) -> PoolEpisodeSource:
-        return synthetic_source(num_pairs=int(options.get("num_pairs", NUM_PAIRS)), seed=seed,
-                                flip_prob=float(options.get("flip_prob", 0.0)))
+    def build_source(
+        self, *, seed: int = 0, data_dir: Path | None = None, **options: Any
+    ) -> PoolEpisodeSource:
+        return synthetic_source(
+            num_pairs=int(options.get("num_pairs", NUM_PAIRS)),
+            seed=seed,
+            flip_prob=float(options.get("flip_prob", 0.0)),
+        )
 
     def model_config(self, kind: str, feature_dim: int) -> NPModelConfig:
         return synthetic_model_config(kind)

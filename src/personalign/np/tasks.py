@@ -68,14 +68,20 @@ class BenchProgress(Protocol):
 BenchFn = Callable[..., dict[str, Any]]
 
 TASKS: Registry[NPTask] = Registry("np task")
-TASKS.register("synthetic", "personalign.np.synthetic:SYNTHETIC_TASK",
-               help="the paper's 1-d synthetic task (two conflicting user types, scalar options)")
+TASKS.register(
+    "synthetic",
+    "personalign.np.synthetic:SYNTHETIC_TASK",
+    help="the paper's 1-d synthetic task (two conflicting user types, scalar options)",
+)
 # Real-text tasks (text engineer): register "hh" and "uf" here, e.g.
 # TASKS.register("hh", "personalign.np.<your_module>:HH_TASK", help="...")
 
 BENCHES: Registry[BenchFn] = Registry("np benchmark")
-BENCHES.register("synthetic", "personalign.np.benchmark:run_synthetic_benchmark",
-                 help="BTL vs NP-BTL vs Bayes-optimal on the synthetic task over seeds")
+BENCHES.register(
+    "synthetic",
+    "personalign.np.benchmark:run_synthetic_benchmark",
+    help="BTL vs NP-BTL vs Bayes-optimal on the synthetic task over seeds",
+)
 # Text benchmarks (text engineer): register "text" and "bon" here, e.g.
 # BENCHES.register("text", "personalign.np.<your_module>:run_text_benchmark", help="...")
 

@@ -65,6 +65,8 @@ class TextBenchConfig:
         eval_every: validation period in steps.
         patience: early-stopping patience in validations.
         oracles: also train one BTL oracle per type.
+        oracle_epochs: epochs of each oracle (``None``: ``epochs``).
+        val_episodes: size of the fixed validation set.
         num_threads: torch CPU threads.
     """
 
@@ -85,6 +87,8 @@ class TextBenchConfig:
     eval_every: int = 50
     patience: int = 10
     oracles: bool = True
+    oracle_epochs: int | None = None
+    val_episodes: int = 256
     num_threads: int | None = None
 
     def model_config(self, kind: str, feature_dim: int) -> NPModelConfig:
@@ -103,10 +107,10 @@ class TextBenchConfig:
             max_context=self.max_context,
             type_balanced=type_indices is None,
             type_indices=type_indices,
-            epochs=self.epochs,
+            epochs=self.epochs if type_indices is None else (self.oracle_epochs or self.epochs),
             episodes_per_epoch=self.episodes_per_epoch or max(self.batch_episodes, n_train_pairs),
             eval_every=self.eval_every,
-            val_episodes=512,
+            val_episodes=self.val_episodes,
             patience=self.patience,
             seed=self.seed,
             device="auto",
@@ -423,3 +427,46 @@ def plot_text(doc: dict[str, Any], path: Path) -> None:
 def bench_config_from(task: str, **overrides: Any) -> TextBenchConfig:
     """A :class:`TextBenchConfig` for ``task`` with keyword overrides (unknown keys are an error)."""
     return replace(TextBenchConfig(task=task), **overrides)
+
+
+def run_text_benchmark(
+    out: Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    quick: bool = False,
+    progress: Callable[[str, float, float], None] | None = None,
+    task: str = "mix4",
+    embedder: str | None = None,
+) -> dict[str, Any]:
+    """``personalign np bench text``: :func:`run_text_bench` on ``task`` for each seed (folder
+    ``out/<task>[/seed<s>]``); if the ``concise``/``detailed`` oracles stay below 80 %, the
+    ``length_feature`` variant is run too (spec §5c). ``quick``: hashing features, 1 epoch, 50 episodes."""
+    from personalign.embed.factory import get_embedder
+
+    emb_name = embedder or ("hashing" if quick else "minilm")
+    emb = get_embedder(emb_name, cache=emb_name != "hashing")
+    base = dict(task=task, embedder=emb_name)
+    if quick:
+        base |= dict(epochs=1, oracle_epochs=1, eval_episodes=50, val_episodes=64, eval_every=20)
+
+    def hook_for(name: str) -> Callable[[dict[str, Any]], None] | None:
+        if progress is None:
+            return None
+        return lambda info: progress(f"{task} {name}", info["step"], info["total"])
+
+    docs: dict[str, Any] = {}
+    for seed in seeds:
+        folder = Path(out) / task / (f"seed{seed}" if len(seeds) > 1 else "")
+        doc = run_text_bench(
+            TextBenchConfig(**base, seed=seed), folder, embedder=emb, progress_factory=hook_for
+        )
+        docs[f"seed{seed}"] = doc
+        oracle = [doc["bar"][t].get("oracle", 1.0) for t in ("concise", "detailed") if t in doc["bar"]]
+        if oracle and min(oracle) < 0.80:
+            cfg = TextBenchConfig(**base, seed=seed, length_feature=True)
+            docs[f"seed{seed}+length_feature"] = run_text_bench(
+                cfg, folder, embedder=emb, progress_factory=hook_for
+            )
+    summary = {"task": task, "embedder": emb.model_id, "runs": {k: v["bar"] for k, v in docs.items()}}
+    (Path(out) / f"text_{task}_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -19,13 +19,14 @@ episodic trainer and evaluator consume.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from personalign.data.preferences import load_hh_rlhf, load_ultrafeedback, prompt_split
 from personalign.data.types import PreferencePair
+from personalign.np.config import NPModelConfig, NPTrainingConfig
 from personalign.np.episodes import PoolEpisodeSource, PreferencePool
 from personalign.np.features import TextFeatures, TextFeaturizer
 from personalign.np.text_users import SOURCES, TextPair, get_user_type
@@ -198,3 +199,63 @@ def episode_source(
 ) -> PoolEpisodeSource:
     """The trainer's :class:`~personalign.np.episodes.EpisodeSource` over a task's splits."""
     return PoolEpisodeSource({k: v.pool for k, v in splits.items()}, task.types, flip_prob=flip_prob)
+
+
+# -- registry entries for `personalign np train/eval/score` ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextNPTask:
+    """An :class:`~personalign.np.tasks.NPTask` over a :class:`TextTask` (spec §2-§5c defaults).
+
+    Task options (``build_source`` / ``featurizer``): ``embedder`` (default ``minilm``),
+    ``length_feature`` (default false), ``flip_prob`` (annotator noise, default 0).
+    """
+
+    text_task: str
+    eval_episodes: int = 300
+    eval_targets: int = 20
+
+    @property
+    def name(self) -> str:
+        return self.text_task
+
+    @property
+    def description(self) -> str:
+        return get_text_task(self.text_task).description + " (simulated users on real text)"
+
+    def featurizer(self, **options: object) -> TextFeaturizer:
+        from personalign.embed.factory import get_embedder
+        from personalign.np.features import FeaturizerConfig
+
+        emb = get_embedder(str(options.get("embedder", "minilm")))
+        return TextFeaturizer(
+            emb, FeaturizerConfig(length_feature=bool(options.get("length_feature", False)))
+        )
+
+    def build_source(
+        self, *, seed: int = 0, data_dir: Path | None = None, **options: object
+    ) -> PoolEpisodeSource:
+        task = get_text_task(self.text_task)
+        fz = self.featurizer(**options)
+        pairs = load_text_pairs(data_dir, task.sources)
+        feats = featurize_pairs(pairs, fz)
+        feats.check()
+        return episode_source(
+            build_splits(task, pairs, feats), task, flip_prob=float(options.get("flip_prob", 0.0))
+        )
+
+    def model_config(self, kind: str, feature_dim: int) -> NPModelConfig:
+        return NPModelConfig(kind=kind, feature_dim=feature_dim, hidden=256, pair_encoder_layers=1)
+
+    def training_config(self, **overrides: object) -> NPTrainingConfig:
+        base = NPTrainingConfig(
+            lr=3e-4, epochs=6, episodes_per_epoch=4096, type_balanced=True, val_episodes=256
+        )
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+HH_TASK = TextNPTask("hh_flip")
+UF_TASK = TextNPTask("uf")
+LENGTH_TASK = TextNPTask("length")
+MIX4_TASK = TextNPTask("mix4")

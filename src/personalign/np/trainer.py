@@ -69,7 +69,9 @@ def configure_torch(config: NPTrainingConfig) -> torch.device:
 
 
 @torch.no_grad()
-def episode_nll_and_accuracy(model: RewardModel, batches: list[EpisodeBatch], *, seed: int = 0) -> tuple[float, float]:
+def episode_nll_and_accuracy(
+    model: RewardModel, batches: list[EpisodeBatch], *, seed: int = 0
+) -> tuple[float, float]:
     """Mean (over episodes) target NLL and accuracy in eval mode; latent sampling uses a private
     generator so the global RNG stream is untouched."""
     model.eval()
@@ -81,7 +83,9 @@ def episode_nll_and_accuracy(model: RewardModel, batches: list[EpisodeBatch], *,
         rows = b.target_mask.nonzero()[:, 0]
         counts = b.target_mask.sum(1).to(p.dtype)
         nll = torch.zeros(b.size, device=p.device).index_add(0, rows, -torch.log(p)) / counts
-        acc = torch.zeros(b.size, device=p.device).index_add(0, rows, (p > 0.5).float() + 0.5 * (p == 0.5).float())
+        acc = torch.zeros(b.size, device=p.device).index_add(
+            0, rows, (p > 0.5).float() + 0.5 * (p == 0.5).float()
+        )
         nll_sum += float(nll.sum())
         acc_sum += float((acc / counts).sum())
         n += b.size
@@ -118,10 +122,18 @@ class NPTrainer:
         return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _state(self) -> dict[str, Any]:
-        return {"step": self.step_, "epoch": self.epoch_, "best_val_nll": self.best_val_nll_,
-                "best_step": self.best_step_, "bad_evals": self._bad_evals, "history": self.history_,
-                "train_seconds": self.train_seconds_, "stopped_early": self.stopped_early_,
-                "config": self.config.to_dict(), "model_config": self.model.config.to_dict()}
+        return {
+            "step": self.step_,
+            "epoch": self.epoch_,
+            "best_val_nll": self.best_val_nll_,
+            "best_step": self.best_step_,
+            "bad_evals": self._bad_evals,
+            "history": self.history_,
+            "train_seconds": self.train_seconds_,
+            "stopped_early": self.stopped_early_,
+            "config": self.config.to_dict(),
+            "model_config": self.model.config.to_dict(),
+        }
 
     def _validate(self, val_batches: list[EpisodeBatch], loss: float, count_patience: bool = True) -> bool:
         """Run a validation; update best (and the patience counter); return True when training should stop."""
@@ -142,7 +154,9 @@ class NPTrainer:
             self._bad_evals += 1
         return bool(self.config.patience and self._bad_evals >= self.config.patience)
 
-    def fit(self, source: EpisodeSource, *, resume: bool = False, progress: ProgressHook | None = None) -> Self:
+    def fit(
+        self, source: EpisodeSource, *, resume: bool = False, progress: ProgressHook | None = None
+    ) -> Self:
         """Meta-train on ``source`` (``train`` split episodes; validation on its ``val`` split).
 
         With ``resume`` and a checkpoint in ``config.checkpoint_dir``, continue from it; the result is
@@ -155,11 +169,22 @@ class NPTrainer:
             from personalign.np.errors import FeatureDimensionError
 
             raise FeatureDimensionError(
-                f"episode source gives {source.feature_dim}-d features but the model expects {model.config.feature_dim}")
+                f"episode source gives {source.feature_dim}-d features "
+                f"but the model expects {model.config.feature_dim}"
+            )
         types = tuple(c.type_indices) if c.type_indices is not None else tuple(range(len(source.type_names)))
-        plan = SamplingPlan(c.batch_episodes, c.num_targets, c.max_context, c.context_per_batch,
-                            c.disjoint_train_context, types, c.type_balanced)
-        opt = torch.optim.AdamW(model.parameters(), lr=c.lr, betas=c.betas, eps=c.adam_eps, weight_decay=c.weight_decay)
+        plan = SamplingPlan(
+            c.batch_episodes,
+            c.num_targets,
+            c.max_context,
+            c.context_per_batch,
+            c.disjoint_train_context,
+            types,
+            c.type_balanced,
+        )
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=c.lr, betas=c.betas, eps=c.adam_eps, weight_decay=c.weight_decay
+        )
         self.optimizer_ = opt
         self.step_, self.epoch_, self.best_val_nll_, self.best_step_ = 0, 0, math.inf, -1
         self.history_: list[dict[str, Any]] = []
@@ -180,8 +205,14 @@ class NPTrainer:
             seed_everything(c.seed)
         val_batches: list[EpisodeBatch] = []
         if c.eval_every and c.val_episodes:
-            eps = validation_episodes(source, seed=c.seed, n=c.val_episodes, max_context=c.max_context,
-                                      num_targets=c.num_targets, type_indices=types)
+            eps = validation_episodes(
+                source,
+                seed=c.seed,
+                n=c.val_episodes,
+                max_context=c.max_context,
+                num_targets=c.num_targets,
+                type_indices=types,
+            )
             val_batches = [collate(eps[i : i + 256]) for i in range(0, len(eps), 256)]
 
         t0 = time.perf_counter() - self.train_seconds_
@@ -191,9 +222,14 @@ class NPTrainer:
         while self.step_ < total and not self.stopped_early_:
             epoch, start = divmod(self.step_, spe)
             ds = TrainingBatches(source, plan, seed=c.seed, epoch=epoch, num_batches=spe, start=start)
-            loader = DataLoader(ds, batch_size=None, shuffle=False, num_workers=c.num_workers,
-                                worker_init_fn=worker_init_fn if c.num_workers else None,
-                                generator=torch.Generator().manual_seed(c.seed * 1_000_003 + epoch))
+            loader = DataLoader(
+                ds,
+                batch_size=None,
+                shuffle=False,
+                num_workers=c.num_workers,
+                worker_init_fn=worker_init_fn if c.num_workers else None,
+                generator=torch.Generator().manual_seed(c.seed * 1_000_003 + epoch),
+            )
             for batch in loader:
                 if self.step_ >= total:
                     break
@@ -223,7 +259,9 @@ class NPTrainer:
                 if self.stopped_early_:
                     break
         if val_batches and validated_at != self.step_ and self.step_ > 0:
-            self._validate(val_batches, last_loss, count_patience=False)  # the final model competes for "best"
+            self._validate(
+                val_batches, last_loss, count_patience=False
+            )  # the final model competes for "best"
         self.train_seconds_ = time.perf_counter() - t0
         if c.checkpoint_dir:
             save_checkpoint(c.checkpoint_dir, "last", model=model, optimizer=opt, state=self._state())
