@@ -51,6 +51,12 @@ def test_eval_writes_metrics(run_dir):
     assert m["bayes"]["2"] == pytest.approx(1 - 0.25 / 4)
     assert (run_dir / "acc_vs_context.png").stat().st_size > 1000
     assert "| **average** |" in (run_dir / "metrics.md").read_text()
+    res = runner.invoke(
+        app, ["np", "eval", str(run_dir), "--episodes", "5", "--context-sizes", "0", "--diagnostics"]
+    )
+    assert res.exit_code == 0, res.output
+    mixed = json.loads((run_dir / "metrics.json").read_text())["diagnostics"]["mixed_context"]
+    assert set(mixed["type1-tent"]) == {"0", "0.25", "0.5", "0.75", "1", "m=0"}
 
 
 def test_score_numeric_pairs(run_dir, tmp_path):

@@ -218,3 +218,18 @@ def test_save_load_roundtrip(tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="missing"):
         load_model(tmp_path)
+
+
+def test_relabelled_context_changes_only_the_context(synth):
+    from personalign.np.diagnostics import relabel_context
+    from personalign.np.episodes import evaluation_episodes
+    from personalign.np.synthetic import REWARDS
+
+    e = evaluation_episodes(synth, seed=0, split="test", type_index=0, num_context=8, n=1, num_targets=5)[0]
+    swapped = relabel_context(synth, "test", e, 1, 1.0, np.random.default_rng(0))
+    assert np.array_equal(swapped.targets, e.targets) and np.array_equal(swapped.context_ids, e.context_ids)
+    r1 = REWARDS[1](swapped.context[:, :, 0])
+    assert (r1[:, 0] > r1[:, 1]).all()  # now chosen-first for type 1
+    half = relabel_context(synth, "test", e, 1, 0.5, np.random.default_rng(0))
+    changed = (half.context != e.context).any(axis=(1, 2)).sum()
+    assert changed <= 4

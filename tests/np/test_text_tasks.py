@@ -131,3 +131,20 @@ def test_tasks_registry():
     assert get_text_task("mix4").types == ("faithful", "harmless_contrarian", "concise", "detailed")
     with pytest.raises(KeyError, match="available"):
         get_text_task("nope")
+
+
+def test_np_task_entries_follow_the_task_protocol():
+    from personalign.np.opinions import OPINIONS_TASK
+    from personalign.np.tasks import NPTask
+    from personalign.np.text_tasks import HH_TASK, LENGTH_TASK, MIX4_TASK, UF_TASK
+
+    for task in (HH_TASK, UF_TASK, LENGTH_TASK, MIX4_TASK, OPINIONS_TASK):
+        assert isinstance(task, NPTask)
+        mc = task.model_config("np-btl", 768)
+        assert mc.feature_dim == 768 and mc.pair_encoder_layers == 1 and mc.hidden == 256
+        tc = task.training_config(seed=3, max_steps=5)
+        assert tc.seed == 3 and tc.max_steps == 5
+    assert HH_TASK.name == "hh_flip" and "simulated" in HH_TASK.description
+    assert OPINIONS_TASK.training_config().disjoint_train_context is True
+    fz = UF_TASK.featurizer(embedder="hashing", length_feature=True)
+    assert fz.dim == 2 * 256 + 1

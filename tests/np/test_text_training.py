@@ -14,7 +14,27 @@ from personalign.np.text_bench import TextBenchConfig, TextData, accuracy_grid, 
 from personalign.np.text_tasks import build_splits, episode_source, get_text_task
 from personalign.np.text_users import TextPair
 
-VOCAB = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho"]
+VOCAB = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "omicron",
+    "pi",
+    "rho",
+    "sigma",
+    "tau",
+]
 
 
 def toy_length_pairs(n: int, seed: int = 0) -> list[TextPair]:

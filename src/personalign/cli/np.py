@@ -114,7 +114,12 @@ def train(
 
 
 def _evaluate(
-    folder: Path, episodes: int | None, context_sizes: str | None, seed: int, data_dir: Path | None
+    folder: Path,
+    episodes: int | None,
+    context_sizes: str | None,
+    seed: int,
+    data_dir: Path | None,
+    diagnostics: bool = False,
 ) -> None:
     from personalign.np.evaluate import DEFAULT_CONTEXT_SIZES
     from personalign.np.runs import evaluate_run
@@ -129,6 +134,7 @@ def _evaluate(
             seed=seed,
             data_dir=data_dir,
             progress=lambda d, t: bar.update(tid, completed=d, total=t),
+            diagnostics=diagnostics,
         )
     table = Table(title=f"{metrics['task']} / {metrics['model']}: accuracy (%) by context size")
     table.add_column("type")
@@ -140,6 +146,9 @@ def _evaluate(
     if "bayes" in metrics:
         table.add_row("Bayes-optimal", *(f"{100 * metrics['bayes'][str(m)]:.1f}" for m in sizes))
     Console().print(table)
+    for name, row in metrics.get("diagnostics", {}).get("mixed_context", {}).items():
+        cells = ", ".join(f"rho={k}: {100 * v:.1f}" for k, v in row.items())
+        Console().print(f"{name} targets, m=10 context partly from the next type: {cells}")
     console.print(f"wrote {folder / 'metrics.json'}, metrics.md, acc_vs_context.png")
 
 
@@ -150,10 +159,13 @@ def eval_(
     context_sizes: Annotated[str | None, typer.Option(help="comma-separated, default 0..10")] = None,
     seed: Annotated[int, typer.Option(help="evaluation seed (episodes are identical across models)")] = 0,
     data_dir: Annotated[Path | None, typer.Option(help="shared datasets folder (text tasks)")] = None,
+    diagnostics: Annotated[
+        bool, typer.Option(help="also mixed-context / context-swap accuracies at m=10 (pool-based tasks)")
+    ] = False,
 ) -> None:
     """Accuracy by user type and context size on test targets disjoint from the context."""
     try:
-        _evaluate(folder, episodes, context_sizes, seed, data_dir)
+        _evaluate(folder, episodes, context_sizes, seed, data_dir, diagnostics)
     except _known_errors() as err:
         _fail(err)
 

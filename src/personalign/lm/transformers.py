@@ -153,6 +153,8 @@ def convert_gguf_to_safetensors(gguf_path: Path, target: Path) -> None:
         tokenizer.save_pretrained(tmp)
         info = {"source": str(gguf_path), "sha256": file_sha256(gguf_path), "dtype": "float32"}
         (tmp / CONVERTED_MARKER).write_text(json.dumps(info, indent=2))
+        for f in tmp.iterdir():
+            f.chmod(0o644)  # readable by other users sharing the cache
         try:
             os.rename(tmp, target)
         except OSError:

@@ -113,9 +113,11 @@ def evaluate_run(
     seed: int = 0,
     data_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    diagnostics: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run folder on its task's test split; write ``metrics.json``, ``metrics.md`` and
-    ``acc_vs_context.png``; return the metrics dict (spec §8 shape)."""
+    ``acc_vs_context.png``; return the metrics dict (spec §8 shape). With ``diagnostics`` (pool-based
+    tasks), also the mixed-context / context-swap accuracies at ``m = 10`` (``metrics["diagnostics"]``)."""
     from personalign.np.plots import plot_accuracy_vs_context
 
     folder = Path(folder)
@@ -146,6 +148,18 @@ def evaluate_run(
     bayes = getattr(task, "bayes_accuracy", None)
     if bayes is not None:
         metrics["bayes"] = {str(m): bayes(m) for m in context_sizes}
+    if diagnostics:
+        from personalign.np.diagnostics import mixed_context_accuracy
+        from personalign.np.episodes import PoolEpisodeSource
+
+        if not isinstance(source, PoolEpisodeSource):
+            raise ValueError(f"diagnostics need a pool-based task; {meta['task']!r} is not one")
+        metrics["diagnostics"] = {
+            "num_context": 10,
+            "mixed_context": mixed_context_accuracy(
+                model, source, num_context=10, seed=seed, num_targets=task.eval_targets
+            ),
+        }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (folder / "metrics.md").write_text(
         grid_markdown(
