@@ -38,6 +38,11 @@ def test_eval_command_writes_report(tmp_path: Path, data_dir: Path, monkeypatch:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_users"] == 2 and set(summary["methods"]) == {"zero-shot", "profile", "few-shot"}
     assert (out / "report.md").is_file() and (out / "accuracy.png").is_file()
+    # the report can be rebuilt from the files alone
+    (out / "report.md").unlink()
+    res = runner.invoke(app, [*args, "--report-only"])
+    assert res.exit_code == 0, res.output
+    assert "| few-shot" in (out / "report.md").read_text()
 
 
 def test_eval_command_bad_method_is_a_clear_error(tmp_path: Path) -> None:

@@ -247,3 +247,16 @@ def test_low_letter_mass_warns():
     task = UserTask.from_split(USERS[0])
     with pytest.warns(UserWarning, match="mean letter mass 0.30 < 0.5"):
         optimize(task, SimulatedLM(letter_mass=0.3), ScriptedOptimizerLM(), FermiConfig(T=1))
+
+
+def test_results_do_not_depend_on_workers_or_user_order():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(u):
+        return pool_texts(optimize(UserTask.from_split(u), SimulatedLM(), ScriptedOptimizerLM(), CFG, seed=5))
+
+    serial = {u.user_id: run(u) for u in USERS}
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        parallel = dict(zip([u.user_id for u in reversed(USERS)], ex.map(run, reversed(USERS)), strict=True))
+    assert parallel == serial
+    assert len({tuple(v) for v in serial.values()}) == 3  # users' seeds differ

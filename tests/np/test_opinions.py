@@ -164,3 +164,16 @@ def test_registered_factory_uses_the_model_option(trained_dir):
     method = factory(MethodContext(options={"np_model": str(trained_dir)}, embedder=HashingEmbedder(16)))
     assert isinstance(method, NPBTLPersonalizer)
     assert make_np_btl(MethodContext(options={"np_model": str(trained_dir)})).bundle.training_users
+
+
+def test_population_columns_of_the_population_variant():
+    from personalign.np.opinions import OptionFeaturizer, population_columns
+
+    q = Question("q", "Agree?", ("Yes", "No", "Refused"))
+    cols = population_columns(q, {"q": (30.0, 10.0, 0.0)})
+    np.testing.assert_allclose(cols[:, 0], 1.0)
+    np.testing.assert_allclose(cols[:, 1], [0.75, 0.25, 0.0])
+    np.testing.assert_allclose(cols[:, 2], np.log(np.array([0.75, 0.25, 0.0]) + 1e-3), rtol=1e-6)
+    assert not population_columns(q, {}).any()  # no aggregate: all zeros
+    opts = OptionFeaturizer(TextFeaturizer(HashingEmbedder(16)), {"q": (1.0, 1.0, 0.0)})
+    assert opts.dim == 35 and opts(q).shape == (3, 35)

@@ -87,10 +87,25 @@ def eval_command(
     plugin: Annotated[
         list[str] | None, typer.Option(help="Module to import in every worker (registers extra methods).")
     ] = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Rebuild the report from what OUT holds (runs nothing).")
+    ] = False,
 ) -> None:
     """Evaluate methods on real users: per-user predictions, intervals, paired tests, cost, report."""
     from personalign.eval.runner import RunConfigMismatch, evaluate
     from personalign.registry import UnknownNameError
+
+    if report_only:
+        from personalign.eval.report import summarize, write_report
+
+        if not (out / "run.json").is_file():
+            console.print(f"[red]error:[/red] {out} holds no run (no run.json)")
+            raise typer.Exit(2)
+        summary = summarize(out, methods=[m.strip() for m in methods.split(",") if m.strip()] or None)
+        md, png = write_report(out, summary)
+        print_summary(summary)
+        console.print(f"\nreport: [bold]{md}[/bold]  chart: {png}")
+        return
 
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     try:

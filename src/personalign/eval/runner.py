@@ -325,7 +325,9 @@ class Worker:
             workdir = pdir / "state"
             workdir.mkdir(parents=True, exist_ok=True)
             reference = (
-                population_reference(self.userbase, user, cfg) if method in REFERENCE_METHODS else None
+                population_reference(self.userbase, user, cfg, self._memo)
+                if method in REFERENCE_METHODS
+                else None
             )
             ctx = MethodContext(
                 answer_lm=answer_lm,

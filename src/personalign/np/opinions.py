@@ -107,29 +107,74 @@ def user_partition(
 # -- features ------------------------------------------------------------------------------------------
 
 
-class QuestionFeatures:
-    """Option features ``[e(question); e(option)]`` for a bank of questions, computed once.
+POPULATION_COLUMNS = 3
+"""Extra option columns of the population variant: covered flag, share ``p``, ``log(p + 1e-3)``."""
 
-    ``table[qid]`` is ``(n_options, d)`` float32.
-    """
 
-    def __init__(self, featurizer: TextFeaturizer, questions: Iterable[Question]) -> None:
+def population_columns(question: Question, population: Mapping[str, Sequence[float]] | None) -> np.ndarray:
+    """``(n_options, 3)``: ``[covered, p, log(p + 1e-3)]`` from population answer shares (zeros when
+    the question has no aggregate)."""
+    n = len(question.options)
+    dist = population.get(question.id) if population is not None else None
+    if dist is None or len(dist) != n or sum(dist) <= 0:
+        return np.zeros((n, POPULATION_COLUMNS), dtype=np.float32)
+    p = np.asarray(dist, dtype=np.float64) / float(sum(dist))
+    return np.stack([np.ones(n), p, np.log(p + 1e-3)], axis=1).astype(np.float32)
+
+
+class OptionFeaturizer:
+    """Option features of a question: ``[e(question); e(option)]`` (+ population columns when
+    ``population`` is given: the population variant)."""
+
+    def __init__(
+        self, featurizer: TextFeaturizer, population: Mapping[str, Sequence[float]] | None = None
+    ) -> None:
         self.featurizer = featurizer
-        qs = list(questions)
-        if not qs:
-            raise NPInputError("no questions to featurize")
-        prompts = [q.text for q in qs for _ in q.options]
-        responses = [o for q in qs for o in q.options]
-        feats = featurizer.features(prompts, responses)
-        self.table: dict[str, np.ndarray] = {}
-        row = 0
-        for q in qs:
-            self.table[q.id] = feats[row : row + len(q.options)]
-            row += len(q.options)
+        self.population = population
 
     @property
     def dim(self) -> int:
-        return self.featurizer.dim
+        return self.featurizer.dim + (POPULATION_COLUMNS if self.population is not None else 0)
+
+    def many(self, questions: Sequence[Question]) -> list[np.ndarray]:
+        """``(n_options, dim)`` per question, embedding all texts in one pass."""
+        if not questions:
+            return []
+        prompts = [q.text for q in questions for _ in q.options]
+        responses = [o for q in questions for o in q.options]
+        feats = self.featurizer.features(prompts, responses)
+        out, row = [], 0
+        for q in questions:
+            f = feats[row : row + len(q.options)]
+            row += len(q.options)
+            if self.population is not None:
+                f = np.concatenate([f, population_columns(q, self.population)], axis=1)
+            out.append(f.astype(np.float32))
+        return out
+
+    def __call__(self, question: Question) -> np.ndarray:
+        return self.many([question])[0]
+
+
+class QuestionFeatures:
+    """Option features for a bank of questions, computed once: ``table[qid]`` is ``(n_options, d)``."""
+
+    def __init__(
+        self,
+        featurizer: TextFeaturizer,
+        questions: Iterable[Question],
+        population: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        self.featurizer = featurizer
+        self.options = OptionFeaturizer(featurizer, population)
+        qs = list(questions)
+        if not qs:
+            raise NPInputError("no questions to featurize")
+        self.table: dict[str, np.ndarray] = dict(zip((q.id for q in qs), self.options.many(qs), strict=True))
+
+    @property
+    def dim(self) -> int:
+        return self.options.dim
 
 
 @dataclass
@@ -266,6 +311,12 @@ class OpinionModelBundle:
     featurizer: TextFeaturizer
     training_users: frozenset[str]
     metadata: dict[str, Any] = field(default_factory=dict)
+    population: Mapping[str, Sequence[float]] | None = None
+
+    @property
+    def options(self) -> OptionFeaturizer:
+        """The option featurizer the model was trained with."""
+        return OptionFeaturizer(self.featurizer, self.population)
 
 
 class NPBTLPersonalizer:
@@ -284,6 +335,8 @@ class NPBTLPersonalizer:
     def __init__(self, bundle: OpinionModelBundle, *, drop_refused: bool = True) -> None:
         self.bundle = bundle
         self.drop_refused = drop_refused
+        self.name = "np-btl+pop" if bundle.population is not None else "np-btl"
+        self.uses_population_data = bundle.population is not None
 
     def fit(self, split: UserSplit) -> Self:
         """Condition on ``split.train`` only. Raises :class:`PrivacyError` for a training user."""
@@ -292,10 +345,20 @@ class NPBTLPersonalizer:
                 f"user {split.user_id!r} was among the users this np-btl model was trained on; "
                 "evaluate it only on held-out users (see personalign.np.opinions.user_partition)"
             )
-        pairs = labeled_to_text_pairs(split.train, drop_refused=self.drop_refused)
+        items = [
+            it for it in split.train if not (self.drop_refused and is_refused(it.question.options[it.answer]))
+        ]
+        opts = self.bundle.options
+        feats = opts.many([it.question for it in items])
+        pairs = []
+        for it, f in zip(items, feats, strict=True):
+            skip = refused_options(it.question) if self.drop_refused else []
+            for c, r in opinion_pairs(len(it.question.options), it.answer, skip=skip):
+                pairs.append(np.stack([f[c], f[r]]))
+        context = np.stack(pairs) if pairs else np.zeros((0, 2, opts.dim), np.float32)
         self.user_id_ = split.user_id
         self.num_context_pairs_ = len(pairs)
-        self.state_ = self.bundle.model.condition(pairs, featurizer=self.bundle.featurizer, allow_empty=True)
+        self.state_ = self.bundle.model.condition(context, allow_empty=True)
         return self
 
     def predict(self, questions: Sequence[Question]) -> list[Prediction]:
@@ -303,9 +366,8 @@ class NPBTLPersonalizer:
         if not hasattr(self, "state_"):
             raise RuntimeError("call fit(split) before predict(questions)")
         out = []
-        for q in questions:
-            r = self.state_.reward([q.text] * len(q.options), list(q.options))
-            r = np.asarray(r, dtype=np.float64)
+        for q, f in zip(questions, self.bundle.options.many(list(questions)), strict=True):
+            r = np.asarray(self.state_.reward(f), dtype=np.float64)
             if self.drop_refused:
                 refused = refused_options(q)
                 if len(refused) < len(q.options):
@@ -317,7 +379,7 @@ class NPBTLPersonalizer:
                     q.id,
                     pred,
                     tuple(float(x) for x in p),
-                    {"method": "np-btl", "context_pairs": self.num_context_pairs_},
+                    {"method": self.name, "context_pairs": self.num_context_pairs_},
                 )
             )
         return out
@@ -376,7 +438,13 @@ def load_bundle(folder: str | Path | None = None, embedder: Any = None) -> Opini
             f"but embedder {emb_name!r} is {emb.model_id}"
         )
     fz = TextFeaturizer(emb, FeaturizerConfig(**meta.get("featurizer", {})))
-    bundle = OpinionModelBundle(model, fz, training, {**meta, "partition": info})
+    population = None
+    if meta.get("population"):
+        from personalign.data.opinionqa import load_opinionqa_users
+        from personalign.data.reference import opinionqa_population_reference
+
+        population = opinionqa_population_reference(load_opinionqa_users())
+    bundle = OpinionModelBundle(model, fz, training, {**meta, "partition": info}, population)
     _BUNDLES[key] = bundle
     return bundle
 
@@ -430,11 +498,16 @@ class OpinionTrainConfig:
     patience: int = 8
     seed: int = 0
     num_threads: int | None = None
+    population_feature: bool = False
 
 
-def opinion_features(userbase: UserBase, featurizer: TextFeaturizer) -> QuestionFeatures:
+def opinion_features(
+    userbase: UserBase, featurizer: TextFeaturizer, population: Mapping[str, Sequence[float]] | None = None
+) -> QuestionFeatures:
     """Features of every option of every question of the user base."""
-    return QuestionFeatures(featurizer, [userbase.questions[q] for q in sorted(userbase.questions)])
+    return QuestionFeatures(
+        featurizer, [userbase.questions[q] for q in sorted(userbase.questions)], population
+    )
 
 
 def train_opinions(
@@ -464,9 +537,14 @@ def train_opinions(
     part = user_partition(ub, holdout_user_set=cfg.holdout_user_set, seed=cfg.split_seed)
     emb = embedder if embedder is not None else get_embedder(cfg.embedder)
     fz = TextFeaturizer(emb, FeaturizerConfig())
-    qf = opinion_features(ub, fz)
+    population = None
+    if cfg.population_feature:
+        from personalign.data.reference import opinionqa_population_reference
+
+        population = opinionqa_population_reference(ub, data_dir)
+    qf = opinion_features(ub, fz, population)
     source = OpinionEpisodeSource(ub, {"train": part["train"], "val": part["val"]}, qf)
-    mcfg = NPModelConfig(kind="np-btl", feature_dim=fz.dim, hidden=cfg.hidden, pair_encoder_layers=1)
+    mcfg = NPModelConfig(kind="np-btl", feature_dim=qf.dim, hidden=cfg.hidden, pair_encoder_layers=1)
     tcfg = NPTrainingConfig(
         lr=cfg.lr,
         batch_episodes=cfg.batch_episodes,
@@ -495,6 +573,7 @@ def train_opinions(
         "steps": trainer.step_,
         "best_val_nll": trainer.best_val_nll_,
         "note": "meta-trained on other respondents (population structure); evaluated users held out",
+        "population": "opinionqa-pew-all-respondents" if cfg.population_feature else None,
     }
     trainer.model.save(out, meta)
     (out / TRAINING_USERS_FILE).write_text(json.dumps(part, indent=1))
@@ -533,7 +612,15 @@ def evaluate_opinions(
                 q = ub.questions[op.question_id]
                 c = counts.setdefault(q.id, np.zeros(len(q.options)))
                 c[op.choice] += 1
-    per_user: dict[str, list[float]] = {"np-btl": [], "np-btl (m=0)": [], "population-majority": []}
+    from personalign.data.reference import opinionqa_population_reference
+
+    pew = opinionqa_population_reference(ub, data_dir)
+    per_user: dict[str, list[float]] = {
+        "np-btl": [],
+        "np-btl (m=0)": [],
+        "population-majority": [],
+        "group-majority": [],
+    }
     users = []
     for uid in info["eval"]:
         split = split_user(ub.user(uid), ub.questions, k=k, seed=seed, dataset=ub.name)
@@ -557,6 +644,12 @@ def evaluate_opinions(
             c[refused_options(it.question)] = -1
             maj.append(float(int(np.argmax(c)) == it.answer))
         per_user["population-majority"].append(float(np.mean(maj)))
+        gm = []
+        for it in split.test:
+            dist = pew.get(it.question.id)
+            ok = dist is not None and len(dist) == len(it.question.options) and sum(dist) > 0
+            gm.append(float(ok and max(range(len(dist)), key=lambda j: (round(dist[j], 6), -j)) == it.answer))
+        per_user["group-majority"].append(float(np.mean(gm)))
     summary = {name: bootstrap_ci(v).to_dict() for name, v in per_user.items()}
     diffs = {
         other: paired_comparison(
@@ -565,9 +658,12 @@ def evaluate_opinions(
             dict(zip(users, per_user["np-btl"], strict=True)),
             dict(zip(users, per_user[other], strict=True)),
         )
-        for other in ("np-btl (m=0)", "population-majority")
+        for other in ("np-btl (m=0)", "population-majority", "group-majority")
     }
     return {
+        "variant": "np-btl+pop" if bundle.population is not None else "np-btl",
+        "note": "group-majority = Pew all-respondent aggregates (as the eval harness); population-majority = "
+        "modal answer of this model's training respondents",
         "users": len(users),
         "k": k,
         "seed": seed,
