@@ -177,3 +177,18 @@ def test_population_columns_of_the_population_variant():
     assert not population_columns(q, {}).any()  # no aggregate: all zeros
     opts = OptionFeaturizer(TextFeaturizer(HashingEmbedder(16)), {"q": (1.0, 1.0, 0.0)})
     assert opts.dim == 35 and opts(q).shape == (3, 35)
+
+
+def test_evaluation_covers_exactly_the_held_out_users(trained_dir, data_dir):
+    from personalign.np.opinions import evaluate_opinions
+
+    ub = toy_userbase(30)
+    res = evaluate_opinions(trained_dir, userbase=ub, data_dir=data_dir, embedder=HashingEmbedder(16), k=3)
+    part = user_partition(ub)
+    assert res["per_user"]["ids"] == part["eval"] and res["users"] == 10
+    for name in ("np-btl", "np-btl (m=0)", "population-majority", "group-majority"):
+        acc = res["accuracy"][name]
+        assert 0.0 <= acc["mean"] <= 1.0 and acc["n"] == 10
+    # toy camps answer opposite ways on every question: the training-population majority is right
+    # for one camp only
+    assert res["accuracy"]["population-majority"]["mean"] == pytest.approx(0.5, abs=0.15)

@@ -147,7 +147,9 @@ def _evaluate(
         table.add_row("Bayes-optimal", *(f"{100 * metrics['bayes'][str(m)]:.1f}" for m in sizes))
     Console().print(table)
     for name, row in metrics.get("diagnostics", {}).get("mixed_context", {}).items():
-        cells = ", ".join(f"rho={k}: {100 * v:.1f}" for k, v in row.items())
+        cells = ", ".join(
+            f"{'no context' if k == 'm=0' else 'rho=' + k}: {100 * v:.1f}" for k, v in row.items()
+        )
         Console().print(f"{name} targets, m=10 context partly from the next type: {cells}")
     console.print(f"wrote {folder / 'metrics.json'}, metrics.md, acc_vs_context.png")
 

@@ -337,11 +337,16 @@ class TransformersLM:
         last = torch.tensor([len(s) - 1 for s in seqs], device=self.device_)
         keep = torch.unique(last)
         column = torch.searchsorted(keep, last)
+        rows = torch.arange(len(seqs), device=self.device_)
         with torch.inference_mode():
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=keep
-            )
-            logits = out.logits[torch.arange(len(seqs), device=self.device_), column]
+            try:
+                out = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=keep
+                )
+                logits = out.logits[rows, column]
+            except TypeError:  # an architecture without ``logits_to_keep``: all positions, then pick
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+                logits = out.logits[rows, last]
         return torch.log_softmax(logits.float(), dim=-1).cpu()
 
     # -- choice scoring ---------------------------------------------------------------------------

@@ -622,35 +622,43 @@ def evaluate_opinions(
         "group-majority": [],
     }
     users = []
+    covered_user: dict[str, list[float]] = {name: [] for name in per_user}
     for uid in info["eval"]:
         split = split_user(ub.user(uid), ub.questions, k=k, seed=seed, dataset=ub.name)
         if not split.test:
             continue
         users.append(uid)
-        method = NPBTLPersonalizer(bundle).fit(split.for_training())
-        preds = method.predict(split.test_questions)
         gold = [it.answer for it in split.test]
-        per_user["np-btl"].append(float(np.mean([p.pred == g for p, g in zip(preds, gold, strict=True)])))
+        preds = NPBTLPersonalizer(bundle).fit(split.for_training()).predict(split.test_questions)
         empty = NPBTLPersonalizer(bundle).fit(UserSplit(uid, split.profile, (), (), split.dataset))
         p0 = empty.predict(split.test_questions)
-        per_user["np-btl (m=0)"].append(float(np.mean([p.pred == g for p, g in zip(p0, gold, strict=True)])))
-        maj = []
+        hits: dict[str, list[float]] = {
+            "np-btl": [float(p.pred == g) for p, g in zip(preds, gold, strict=True)],
+            "np-btl (m=0)": [float(p.pred == g) for p, g in zip(p0, gold, strict=True)],
+            "population-majority": [],
+            "group-majority": [],
+        }
+        covered = []
         for it in split.test:
             c = counts.get(it.question.id)
             if c is None:
-                maj.append(0.0)
-                continue
-            c = c.copy()
-            c[refused_options(it.question)] = -1
-            maj.append(float(int(np.argmax(c)) == it.answer))
-        per_user["population-majority"].append(float(np.mean(maj)))
-        gm = []
-        for it in split.test:
+                hits["population-majority"].append(0.0)
+            else:
+                c = c.copy()
+                c[refused_options(it.question)] = -1
+                hits["population-majority"].append(float(int(np.argmax(c)) == it.answer))
             dist = pew.get(it.question.id)
             ok = dist is not None and len(dist) == len(it.question.options) and sum(dist) > 0
-            gm.append(float(ok and max(range(len(dist)), key=lambda j: (round(dist[j], 6), -j)) == it.answer))
-        per_user["group-majority"].append(float(np.mean(gm)))
+            covered.append(ok)
+            pred = max(range(len(dist)), key=lambda j: (round(dist[j], 6), -j)) if ok else None
+            hits["group-majority"].append(float(pred == it.answer))
+        mask = np.asarray(covered)
+        for name, h in hits.items():
+            per_user[name].append(float(np.mean(h)))
+            if mask.any():
+                covered_user[name].append(float(np.asarray(h)[mask].mean()))
     summary = {name: bootstrap_ci(v).to_dict() for name, v in per_user.items()}
+    summary_covered = {name: bootstrap_ci(v).to_dict() for name, v in covered_user.items()}
     diffs = {
         other: paired_comparison(
             "np-btl",
@@ -669,6 +677,9 @@ def evaluate_opinions(
         "seed": seed,
         "holdout_user_set": tc.get("holdout_user_set"),
         "accuracy": summary,
+        "accuracy_covered": summary_covered,
+        "covered_note": "accuracy_covered: only test items whose question has a Pew aggregate "
+        "(where group-majority answers); users with no such item are left out",
         "paired": _jsonable(diffs),
         "per_user": {"ids": users, **per_user},
     }

@@ -465,7 +465,7 @@ def run_text_benchmark(
         if oracle and min(oracle) < 0.80:
             cfg = TextBenchConfig(**base, seed=seed, length_feature=True)
             docs[f"seed{seed}+length_feature"] = run_text_bench(
-                cfg, folder, embedder=emb, progress_factory=hook_for
+                cfg, folder / "length_feature", embedder=emb, progress_factory=hook_for
             )
     summary = {"task": task, "embedder": emb.model_id, "runs": {k: v["bar"] for k, v in docs.items()}}
     (Path(out) / f"text_{task}_summary.json").write_text(json.dumps(summary, indent=2))
