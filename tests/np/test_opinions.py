@@ -189,6 +189,6 @@ def test_evaluation_covers_exactly_the_held_out_users(trained_dir, data_dir):
     for name in ("np-btl", "np-btl (m=0)", "population-majority", "group-majority"):
         acc = res["accuracy"][name]
         assert 0.0 <= acc["mean"] <= 1.0 and acc["n"] == 10
-    # toy camps answer opposite ways on every question: the training-population majority is right
-    # for one camp only
-    assert res["accuracy"]["population-majority"]["mean"] == pytest.approx(0.5, abs=0.15)
+    # the toy questions have no Pew aggregate: group-majority never answers, so it scores 0
+    assert res["accuracy"]["group-majority"]["mean"] == 0.0
+    assert res["accuracy_covered"]["np-btl"]["n"] == 0
