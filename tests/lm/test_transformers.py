@@ -51,17 +51,13 @@ def test_contract(smollm: TransformersLM) -> None:
 
 
 def test_letter_mass_on_real_opinionqa_question(smollm: TransformersLM, data_dir: Path) -> None:
-    """At least 80% of the probability on the option letters (135M model, shared chat format)."""
+    """At least 80% of the probability on the option letters (135M model, shared chat format, no persona)."""
     questions = json.loads((data_dir / "opinionqa" / "hwang2023_users" / "questions.json").read_text())
-    system = "You answer multiple-choice survey questions with a single letter."
-    reqs = [
-        render_choice(q["question"], q["options"], system=system)
-        for q in (questions[k] for k in sorted(questions)[:6])
-    ]
+    reqs = [render_choice(q["question"], q["options"]) for q in (questions[k] for k in sorted(questions)[:6])]
     results = smollm.score_choices(reqs)
     masses = [round(r.letter_mass, 3) for r in results]
-    assert max(masses) >= 0.8, f"letter mass {masses}: none reaches 0.8"
-    assert sum(masses) / len(masses) >= 0.6, f"letter mass {masses}: mean below 0.6"
+    assert sum(masses) / len(masses) >= 0.8, f"letter mass {masses}: mean below 0.8"
+    assert sum(m >= 0.8 for m in masses) >= 4, f"letter mass {masses}: fewer than 4 of 6 reach 0.8"
     for req, res in zip(reqs, results, strict=True):
         assert len(res.logprobs) == req.n_options
         assert res.prompt_tokens == len(smollm.encode_prompt(req.messages))
