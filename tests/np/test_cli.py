@@ -146,3 +146,15 @@ def test_help_on_every_command():
     ):
         res = runner.invoke(app, cmd)
         assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_train_latent_variant_and_resume(tmp_path):
+    out = tmp_path / "latent"
+    args = ["np", "train", "--task", "synthetic", "--out", str(out), "--latent", "--no-eval"]
+    args += ["--threads", "1", "--val-episodes", "16"]
+    res = runner.invoke(app, [*args, "--max-steps", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "model.json").read_text())["config"]["latent"] is True
+    res = runner.invoke(app, [*args, "--max-steps", "3", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "model.json").read_text())["metadata"]["steps"] == 3

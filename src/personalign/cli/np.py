@@ -66,10 +66,12 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="override the task's epochs")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many optimiser steps")] = None,
     lr: Annotated[float | None, typer.Option(help="override the learning rate")] = None,
+    val_episodes: Annotated[int | None, typer.Option(help="size of the fixed validation set")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers (results do not depend on it)")] = 0,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.*")] = False,
+    latent: Annotated[bool, typer.Option(help="NP-BTL latent variant (KL(q(z|T) || q(z|C)))")] = False,
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="evaluate on the test grid afterwards")
     ] = True,
@@ -79,7 +81,13 @@ def train(
     from personalign.np.runs import train_run
 
     overrides: dict[str, Any] = {"device": device, "num_workers": num_workers}
-    for name, value in (("epochs", epochs), ("max_steps", max_steps), ("lr", lr), ("num_threads", threads)):
+    for name, value in (
+        ("epochs", epochs),
+        ("max_steps", max_steps),
+        ("lr", lr),
+        ("num_threads", threads),
+        ("val_episodes", val_episodes),
+    ):
         if value is not None:
             overrides[name] = value
     try:
@@ -102,6 +110,7 @@ def train(
                 data_dir=data_dir,
                 resume=resume,
                 progress=hook,
+                model_overrides={"latent": True} if latent else None,
             )
         console.print(
             f"trained {tr.step_} steps in {tr.train_seconds_:.0f}s (best val NLL {tr.best_val_nll_:.4f} "

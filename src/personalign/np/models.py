@@ -184,7 +184,8 @@ class RewardModelBase(nn.Module):
         return torch.sigmoid(self.pair_margins(batch.targets, batch.target_mask, z))
 
     def loss(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
-        """Training objective: mean over episodes of the mean target NLL (+ KL for latent models)."""
+        """Training objective, averaged over episodes: the mean target NLL; for latent models
+        ``(sum_t NLL_t + beta_kl * KL(q(z|T) || q(z|C))) / T``, i.e. the negative ELBO per target."""
         z = self.encode(batch.context, batch.context_mask)
         kl = None
         if isinstance(z, Gaussian):

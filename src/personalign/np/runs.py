@@ -39,9 +39,11 @@ def train_run(
     data_dir: Path | None = None,
     resume: bool = False,
     progress: ProgressHook | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
 ) -> NPTrainer:
     """Meta-train ``model`` (``np-btl``, ``btl`` or ``oracle`` = BTL on type ``oracle_type`` only) on
-    task ``task_name`` and write the run folder ``out``. ``overrides`` replace training-config fields."""
+    task ``task_name`` and write the run folder ``out``. ``overrides`` replace training-config fields,
+    ``model_overrides`` model-config fields (e.g. ``{"latent": True}``)."""
     if model not in MODEL_NAMES:
         raise ValueError(f"unknown model {model!r}; available: {', '.join(MODEL_NAMES)}")
     task = get_task(task_name)
@@ -49,6 +51,8 @@ def train_run(
     source = task.build_source(seed=int(topts.pop("data_seed", 0)), data_dir=data_dir, **topts)
     kind = "btl" if model in ("btl", "oracle") else "np-btl"
     mcfg = task.model_config(kind, source.feature_dim)
+    if model_overrides:
+        mcfg = replace(mcfg, **dict(model_overrides))
     out = Path(out)
     tcfg = task.training_config(seed=seed, checkpoint_dir=str(out / "checkpoints"), **dict(overrides or {}))
     if model == "oracle":
