@@ -187,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         preds = fermi.predict(test_q)
         ours = ours_lm.report(u0, time.perf_counter() - t0)
         ours["fit_seconds"] = t_fit
+    print(f"ours done: {ours}", flush=True)
 
     # naive: same loop unbatched and uncached, RoP re-scoring at query time
     naive_lm = Meter(base, batched=False)
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     naive_preds = naive_predict(naive_lm, naive_fitted, embedder, test_q)
     naive = naive_lm.report(u0, time.perf_counter() - t0)
     naive["fit_seconds"] = t_fit
+    print(f"naive done: {naive}", flush=True)
 
     same_pool = [sp.text for sp in fermi.pool_] == [sp.text for sp in state.memory_prompts()]
     same = [p.pred for p in preds] == [p["pred"] for p in naive_preds] and [

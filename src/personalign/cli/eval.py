@@ -66,6 +66,10 @@ def eval_command(
     ] = "minilm",
     out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("runs/eval"),
     workers: Annotated[int, typer.Option(help="Users evaluated in parallel processes.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Torch threads per process (default: cores / workers; 1 on a busy machine)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Global seed.")] = 0,
     data_dir: Annotated[
         Path | None,
@@ -128,6 +132,7 @@ def eval_command(
             cache=not no_cache,
             force=force,
             plugins=tuple(plugin or ()),
+            threads=threads,
         )
     except (UnknownNameError, RunConfigMismatch, ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")

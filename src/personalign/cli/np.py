@@ -72,6 +72,9 @@ def train(
     num_workers: Annotated[int, typer.Option(help="DataLoader workers (results do not depend on it)")] = 0,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.*")] = False,
     latent: Annotated[bool, typer.Option(help="NP-BTL latent variant (KL(q(z|T) || q(z|C)))")] = False,
+    beta_kl: Annotated[
+        float | None, typer.Option(help="latent variant: KL weight (default 1; 0.1 trains)")
+    ] = None,
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="evaluate on the test grid afterwards")
     ] = True,
@@ -110,7 +113,11 @@ def train(
                 data_dir=data_dir,
                 resume=resume,
                 progress=hook,
-                model_overrides={"latent": True} if latent else None,
+                model_overrides=(
+                    {"latent": True, **({"beta_kl": beta_kl} if beta_kl is not None else {})}
+                    if latent
+                    else None
+                ),
             )
         console.print(
             f"trained {tr.step_} steps in {tr.train_seconds_:.0f}s (best val NLL {tr.best_val_nll_:.4f} "

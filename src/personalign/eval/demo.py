@@ -17,14 +17,16 @@ from typing import Any
 
 from personalign.eval.runner import RunResult, evaluate, pair_dir
 
+#: In this order so that ``fermi`` pays for its own optimization and ``fermi-no-rop`` (the same
+#: optimization, answered with the single best prompt) reuses it from the LM-call cache.
 DEMO_METHODS = (
     "zero-shot",
     "profile",
     "few-shot",
     "profile+few-shot",
-    "opro",
-    "fermi-no-rop",
     "fermi",
+    "fermi-no-rop",
+    "opro",
     "group-majority",
 )
 

@@ -218,6 +218,9 @@ def render_markdown(summary: dict[str, Any], *, chart: str | None = "accuracy.pn
         f"- Δ: `{base} − method` in points, paired per user (bootstrap CI); p: two-sided Wilcoxon "
         "signed-rank (Pratt zeros), Holm-corrected across methods; W/T/L: users where "
         f"{base} wins/ties/loses.",
+        "- cost: LM requests *executed* for the method on a user (choice scoring by the answering model + "
+        "generation by the optimizer), tokens and wall-clock seconds; requests an earlier method already "
+        "made (the same optimization, e.g. `fermi-no-rop` after `fermi`) are cache hits and cost nothing.",
         "",
     ]
     if "run" in summary:

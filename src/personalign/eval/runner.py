@@ -549,6 +549,7 @@ def evaluate(
     data_dir: str | Path | None = None,
     cache: bool | str | Path = True,
     plugins: Sequence[str] = (),
+    threads: int | None = None,
     force: bool = False,
     progress: bool = True,
     report: bool = True,
@@ -560,7 +561,9 @@ def evaluate(
 
     Resumable: finished (user, method) pairs are skipped, and an interrupted method resumes from
     its own saved state. ``workers > 1`` runs users in separate processes, each with its own
-    model (and ``cores // workers`` torch threads); results are identical to ``workers=1``.
+    model (and ``threads`` or ``cores // workers`` torch threads each); results are identical to
+    ``workers=1``. ``threads`` also sets the torch threads of an in-process run (on a shared,
+    oversubscribed machine 1 thread is often much faster than the default).
     Returns a :class:`RunResult` with the summary (see :func:`personalign.eval.report.summarize`).
     """
     from personalign.eval.report import write_report
@@ -617,18 +620,22 @@ def evaluate(
     with RunProgress(enabled=progress, n_users=len(selected), n_pairs=n_pairs, done_pairs=skipped) as bar:
         bar.users_done(len(selected) - len(pending))
         if workers == 1 or len(pending) <= 1:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(max(1, threads))
             for uid, ms in pending.items():
                 bar.current(uid)
                 worker.run_user(uid, ms, on_done=lambda u, m: bar.pair_done(u, m), on_round=bar.round_done)
                 bar.users_done(1)
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            per_worker = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
             ctx = get_context("spawn")
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(pending)),
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(cfg.to_dict(), str(out), threads),
+                initargs=(cfg.to_dict(), str(out), per_worker),
             ) as pool:
                 futures = {pool.submit(_run_in_worker, uid, ms): uid for uid, ms in pending.items()}
                 for fut in as_completed(futures):

@@ -73,8 +73,19 @@ TASKS.register(
     "personalign.np.synthetic:SYNTHETIC_TASK",
     help="the paper's 1-d synthetic task (two conflicting user types, scalar options)",
 )
-# Real-text tasks (text engineer): register "hh" and "uf" here, e.g.
-# TASKS.register("hh", "personalign.np.<your_module>:HH_TASK", help="...")
+# Real-text tasks (personalign.np.text_tasks; lazy, so the synthetic path never imports them).
+TASKS.register(
+    "hh", "personalign.np.text_tasks:HH_TASK", help="HH-RLHF: faithful vs harmless-contrarian users"
+)
+TASKS.register(
+    "uf", "personalign.np.text_tasks:UF_TASK", help="UltraFeedback sample: concise vs detailed users"
+)
+TASKS.register(
+    "length", "personalign.np.text_tasks:LENGTH_TASK", help="HH-RLHF + UF: concise vs detailed users"
+)
+TASKS.register(
+    "mix4", "personalign.np.text_tasks:MIX4_TASK", help="HH-RLHF + UF: all four simulated user types"
+)
 
 BENCHES: Registry[BenchFn] = Registry("np benchmark")
 BENCHES.register(
@@ -82,8 +93,16 @@ BENCHES.register(
     "personalign.np.benchmark:run_synthetic_benchmark",
     help="BTL vs NP-BTL vs Bayes-optimal on the synthetic task over seeds",
 )
-# Text benchmarks (text engineer): register "text" and "bon" here, e.g.
-# BENCHES.register("text", "personalign.np.<your_module>:run_text_benchmark", help="...")
+BENCHES.register(
+    "text",
+    "personalign.np.text_bench:run_text_benchmark",
+    help="real text with simulated users: BTL vs NP-BTL vs per-type oracles",
+)
+BENCHES.register(
+    "bon",
+    "personalign.np.best_of_n:run_bon_benchmark",
+    help="conditional best-of-N reranking with NP-BTL vs BTL vs random",
+)
 
 
 def get_task(name: str) -> NPTask:
