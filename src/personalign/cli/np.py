@@ -192,7 +192,10 @@ def eval_(
 def bench(
     name: Annotated[str, typer.Argument(help="synthetic | text | bon (registered benchmarks)")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/np-bench"),
-    seeds: Annotated[str, typer.Option(help="comma-separated training seeds")] = "0,1,2",
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="comma-separated training seeds (default: the benchmark's; synthetic 0,1,2)"),
+    ] = None,
     quick: Annotated[bool, typer.Option(help="smoke run: few steps, few episodes (not a result)")] = False,
     oracles: Annotated[bool, typer.Option(help="synthetic: also train the per-type oracles")] = False,
     episodes: Annotated[int | None, typer.Option(help="synthetic: episodes per (type, m) cell")] = None,
@@ -202,7 +205,9 @@ def bench(
 
     try:
         fn = BENCHES.get(name)
-        kwargs: dict[str, Any] = {"seeds": _ints(seeds, "--seeds"), "quick": quick}
+        kwargs: dict[str, Any] = {"quick": quick}
+        if seeds is not None:
+            kwargs["seeds"] = _ints(seeds, "--seeds")
         if name == "synthetic":
             kwargs.update(oracles=oracles, episodes=episodes)
         with _progress() as bar:
