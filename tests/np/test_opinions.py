@@ -157,7 +157,7 @@ def test_method_refuses_training_users_and_reads_only_known_answers(trained_dir)
 
 
 def test_registered_factory_uses_the_model_option(trained_dir):
-    import personalign.np.method_registration  # noqa: F401 - registers np-btl
+    import personalign.methods  # noqa: F401 - registers np-btl
 
     assert "np-btl" in METHODS
     factory = METHODS.get("np-btl")

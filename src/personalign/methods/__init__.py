@@ -30,6 +30,11 @@ _BUILTIN = {
     "opro-rop": ("personalign.fermi.methods:make_opro_rop", "OPRO pool answered with Retrieval-of-Prompt."),
     "fermi-no-rop": ("personalign.fermi.methods:make_fermi_no_rop", "Fermi pool; single best prompt."),
     "fermi": ("personalign.fermi.methods:make_fermi", "Fermi with Retrieval-of-Prompt."),
+    "np-btl": (
+        "personalign.np.opinions:make_np_btl",
+        "NP-BTL conditioned on the user's known opinions (meta-trained on OTHER respondents: learns "
+        "population structure; evaluated users held out of training).",
+    ),
     "fermi+": (
         "personalign.fermi.methods:make_fermi_plus",
         "Fermi + Ext insert_opinions candidates (our extension; small_model config).",

@@ -86,6 +86,11 @@ TASKS.register(
 TASKS.register(
     "mix4", "personalign.np.text_tasks:MIX4_TASK", help="HH-RLHF + UF: all four simulated user types"
 )
+TASKS.register(
+    "opinions",
+    "personalign.np.opinions:OPINIONS_TASK",
+    help="OpinionQA respondents: answers as preferences (real users; evaluated users held out)",
+)
 
 BENCHES: Registry[BenchFn] = Registry("np benchmark")
 BENCHES.register(
