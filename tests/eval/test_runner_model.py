@@ -22,7 +22,8 @@ def test_smollm2_two_real_users_end_to_end(tmp_path: Path, data_dir: Path) -> No
         embedder="hashing",
         out=tmp_path / "run",
         data_dir=data_dir,
-        method_options={"T": 2, "K": 1},
+        # small-model mode with a short reply keeps generation (the slow part on CPU) bounded
+        method_options={"config": "small_model", "T": 2, "K": 1, "max_new_tokens": 32, "retries": 0},
         cache=str(tmp_path / "calls.sqlite"),
         progress=False,
     )

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
 from personalign.np.episodes import collate, episode_rng
 from personalign.np.errors import (
     CheckpointError,
@@ -25,6 +24,8 @@ from personalign.np.models import (
     load_model,
 )
 from personalign.np.synthetic import synthetic_model_config
+
+from .conftest import tiny_config
 
 
 def _pairs(m, d=1, seed=0):

@@ -7,12 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import tiny_config
 from personalign.np.config import NPModelConfig, NPTrainingConfig
 from personalign.np.evaluate import evaluate_grid
 from personalign.np.models import build_model
 from personalign.np.synthetic import synthetic_training_config
 from personalign.np.trainer import NPTrainer
+
+from .conftest import tiny_config
 
 TINY = NPTrainingConfig(
     lr=1e-3,
