@@ -21,7 +21,7 @@ def demo_command(
         bool, typer.Option("--quick", help="Smoke test: smollm2-135m, 2 users, tiny loop (about a minute).")
     ] = False,
     users: Annotated[
-        int | None, typer.Option(help="Number of respondents (default 4; 2 with --quick).")
+        int | None, typer.Option(help="Number of respondents (default 3; 2 with --quick).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("runs/demo"),
     data_dir: Annotated[

@@ -60,7 +60,7 @@ _SMALL = {"config": "small_model", "retries": 1}
 DEMO_PRESETS: dict[str, DemoPreset] = {
     # default bundled model, 2 CPU cores, < 15 minutes
     "default": DemoPreset(
-        model="qwen2.5-coder-0.5b", users=4, max_test=10, T=3, K=2, options={**_SMALL, "max_new_tokens": 96}
+        model="qwen2.5-coder-0.5b", users=3, max_test=10, T=3, K=2, options={**_SMALL, "max_new_tokens": 64}
     ),
     # smoke test: the 135M model, two users, tiny loop
     "quick": DemoPreset(
