@@ -163,7 +163,7 @@ def test_parse_spec(tmp_path: Path) -> None:
         parse_spec("openai:x", backend="transformers")
     with pytest.raises(UnknownNameError, match="unknown LM backend 'nope'; available: llamacpp, openai"):
         parse_spec("x", backend="nope")
-    assert set(BACKENDS.names()) == {"transformers", "openai", "simulated", "llamacpp"}
+    assert set(BACKENDS.names()) == {"transformers", "openai", "simulated", "simulated-optimizer", "llamacpp"}
 
 
 def test_get_lm_builds_and_caches(tmp_path: Path, cache: Path) -> None:
@@ -188,3 +188,9 @@ def test_llamacpp_missing_gives_the_install_command(monkeypatch: pytest.MonkeyPa
         LlamaCppLM("smollm2-135m")
     with pytest.raises(ImportError, match=r"personalign\[llamacpp\]"):
         get_lm("llamacpp:smollm2-135m", cache=False)
+
+
+def test_scripted_optimizer_is_a_no_model_backend():
+    from personalign.lm.simulated import ScriptedOptimizerLM
+
+    assert isinstance(get_lm("simulated-optimizer", cache=False), ScriptedOptimizerLM)

@@ -44,12 +44,17 @@ BACKENDS.register(
     help="deterministic simulated respondent for tests and demos",
 )
 BACKENDS.register(
+    "simulated-optimizer",
+    "personalign.lm.simulated:ScriptedOptimizerLM",
+    help="deterministic scripted prompt optimizer that reacts to the mis-aligned answers it is shown",
+)
+BACKENDS.register(
     "llamacpp",
     "personalign.lm.llamacpp:LlamaCppLM",
     help="GGUF through llama-cpp-python (extra: pip install 'personalign[llamacpp]')",
 )
 
-_NO_MODEL_BACKENDS = frozenset({"simulated"})
+_NO_MODEL_BACKENDS = frozenset({"simulated", "simulated-optimizer"})
 
 
 def parse_spec(spec: str, backend: str | None = None) -> tuple[str, str | None]:
