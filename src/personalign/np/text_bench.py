@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from personalign.np.config import NPModelConfig, NPTrainingConfig
-from personalign.np.episodes import EpisodeSource, collate, evaluation_episodes
+from personalign.np.episodes import EpisodeSource, evaluation_episodes
+from personalign.np.evaluate import episode_accuracies
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
 from personalign.np.models import RewardModel, build_model
 from personalign.np.text_tasks import (
@@ -174,39 +175,6 @@ def fill_cache(
 
 
 @torch.no_grad()
-def episode_accuracies(
-    model: RewardModel,
-    source: EpisodeSource,
-    *,
-    split: str,
-    type_index: int,
-    num_context: int,
-    n: int,
-    num_targets: int,
-    seed: int,
-) -> np.ndarray:
-    """Per-episode target accuracy (tie = 0.5) on ``n`` evaluation episodes (context and targets disjoint)."""
-    model.eval()
-    eps = evaluation_episodes(
-        source,
-        seed=seed,
-        split=split,
-        type_index=type_index,
-        num_context=num_context,
-        n=n,
-        num_targets=num_targets,
-    )
-    out = []
-    for i in range(0, len(eps), 100):
-        b = collate(eps[i : i + 100]).to(model.device)
-        p = model.target_probabilities(b, generator=torch.Generator(device=model.device).manual_seed(seed))
-        rows = b.target_mask.nonzero()[:, 0]
-        correct = (p > 0.5).float() + 0.5 * (p == 0.5).float()
-        acc = torch.zeros(b.size, device=p.device).index_add(0, rows, correct) / b.target_mask.sum(1)
-        out.append(acc.cpu().numpy())
-    return np.concatenate(out)
-
-
 def summarize(acc: np.ndarray) -> dict[str, Any]:
     """``{mean, ci: [lo, hi], n}`` with the spec's ``±1.96 sd/sqrt(E)`` interval over episodes."""
     mean = float(acc.mean())
@@ -227,17 +195,16 @@ def accuracy_grid(
     for k, t in enumerate(data.types):
         out[t] = {}
         for m in sizes:
-            acc = episode_accuracies(
-                model,
+            episodes = evaluation_episodes(
                 data.source,
+                seed=cfg.eval_seed,
                 split=split,
                 type_index=k,
                 num_context=m,
                 n=cfg.eval_episodes,
                 num_targets=cfg.eval_targets,
-                seed=cfg.eval_seed,
             )
-            out[t][str(m)] = summarize(acc)
+            out[t][str(m)] = summarize(episode_accuracies(model, episodes, seed=cfg.eval_seed))
     return out
 
 
