@@ -209,32 +209,26 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return m
 
 
+def _aligned_list(obj: Any, key: str, n: int, where: Where) -> list[Any] | None:
+    """The optional list ``obj[key]``, which must have one entry per option."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    value = as_list(value, where, key)
+    if len(value) != n:
+        raise where.error("length differs from options", field=key, expected=f"{n} values", got=len(value))
+    return value
+
+
 def _parse_question(obj: Any, where: Where) -> Question:
     qid = as_str(get_field(obj, "id", where), where, "id")
     text = as_str(get_field(obj, "text", where), where, "text")
     options = as_list(get_field(obj, "options", where), where, "options")
     for i, o in enumerate(options):
         as_str(o, where, f"options[{i}]")
-    values = obj.get("option_values")
-    if values is not None:
-        values = as_list(values, where, "option_values")
-        if len(values) != len(options):
-            raise where.error(
-                "length differs from options",
-                field="option_values",
-                expected=f"{len(options)} values",
-                got=len(values),
-            )
-    ordinals = obj.get("ordinals")
+    values = _aligned_list(obj, "option_values", len(options), where)
+    ordinals = _aligned_list(obj, "ordinals", len(options), where)
     if ordinals is not None:
-        ordinals = as_list(ordinals, where, "ordinals")
-        if len(ordinals) != len(options):
-            raise where.error(
-                "length differs from options",
-                field="ordinals",
-                expected=f"{len(options)} values",
-                got=len(ordinals),
-            )
         ordinals = [
             None if v is None else as_number(v, where, f"ordinals[{i}]") for i, v in enumerate(ordinals)
         ]
