@@ -79,6 +79,17 @@ def test_partition_holds_out_the_harness_user_set_deterministically():
     assert user_partition(reordered) == part
 
 
+def test_partition_also_holds_out_explicit_users():
+    ub = toy_userbase(30)
+    base = user_partition(ub)
+    extra = sorted(base["train"])[:3]
+    part = user_partition(ub, holdout_users=extra)
+    assert set(part["eval"]) == set(base["eval"]) | set(extra)
+    assert not set(extra) & (set(part["train"]) | set(part["val"]))
+    with pytest.raises(ValueError, match="not in"):
+        user_partition(ub, holdout_users=["nobody"])
+
+
 def test_partition_on_the_real_respondents(data_dir):
     from personalign.data.opinionqa import load_opinionqa_users
 

@@ -51,6 +51,8 @@ class BestOfNConfig:
         max_tokens: new tokens per response (spec 128).
         seed: keys prompt selection, sampling seeds and contexts.
         n_bootstrap: bootstrap resamples for the intervals.
+        generate_missing: sample the prompts missing from ``generations.jsonl``; ``False`` scores only
+            the prompts already generated there (e.g. by an earlier or interrupted run elsewhere).
     """
 
     lm: str = "smollm2-135m"
@@ -66,6 +68,7 @@ class BestOfNConfig:
     max_tokens: int = 128
     seed: int = 0
     n_bootstrap: int = 2000
+    generate_missing: bool = True
 
 
 def dialogue_messages(prompt: str) -> tuple[Message, ...]:
@@ -114,6 +117,20 @@ def select_prompts(pairs: Sequence[Any], cfg: BestOfNConfig) -> list[dict[str, s
                 out.append({"id": hashlib.sha256(x.encode()).hexdigest()[:16], "source": s, "prompt": x})
         i += 1
     return out
+
+
+def generated_ids(path: Path) -> set[str]:
+    """Ids of the prompts already in a ``generations.jsonl`` (empty if the file does not exist)."""
+    if not path.exists():
+        return set()
+    return {json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()}
+
+
+class _NoLM:
+    """Stands in for the LM when nothing may be generated; any call is a bug."""
+
+    def generate(self, requests: Any) -> Any:
+        raise RuntimeError("generate_missing=False but a prompt has no generations")
 
 
 def generate_candidates(
@@ -293,7 +310,13 @@ def run_best_of_n(
         raise ValueError(f"model task {task.name!r} has no user type {missing[0]!r}; its types: {task.types}")
     pairs = load_text_pairs(data_dir, task.sources)
     prompts = select_prompts(pairs, cfg)
+    if not cfg.generate_missing:
+        prompts = [p for p in prompts if p["id"] in generated_ids(out / "generations.jsonl")]
+        if not prompts:
+            raise FileNotFoundError(f"{out / 'generations.jsonl'}: no generated prompts to score")
     log(f"best-of-N: {len(prompts)} prompts, N up to {cfg.n_max}, LM {cfg.lm}")
+    if lm is None and not cfg.generate_missing:
+        lm = _NoLM()
     if lm is None:
         from personalign.lm.factory import get_lm
 

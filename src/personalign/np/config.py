@@ -36,6 +36,8 @@ class NPModelConfig:
         hidden: width ``h`` used everywhere (spec: 256).
         num_heads: heads of the context self-attention (spec: 8).
         attention_dropout: dropout inside the self-attention (spec: 0.1).
+        feature_dropout: dropout on the input features of context pairs and targets, in training only
+            (0 = off, the spec's model; text tasks use it against memorising the few thousand pairs).
         pooling: permutation-invariant pooling of the attended pairs, ``"sum"`` (spec) or ``"mean"``.
         pair_encoder_layers: 1 = ``Linear(2d->h)`` (text), 2 = ``Linear(2d->h)-ReLU-Linear(h->h)``
             (synthetic).
@@ -53,6 +55,7 @@ class NPModelConfig:
     hidden: int = 256
     num_heads: int = 8
     attention_dropout: float = 0.1
+    feature_dropout: float = 0.0
     pooling: Literal["sum", "mean"] = "sum"
     pair_encoder_layers: int = 2
     latent: bool = False
@@ -74,6 +77,8 @@ class NPModelConfig:
             raise ValueError("pair_encoder_layers must be 1 or 2")
         if self.train_z_from not in ("target", "context"):
             raise ValueError("train_z_from must be 'target' or 'context'")
+        if not 0.0 <= self.feature_dropout < 1.0 or not 0.0 <= self.attention_dropout < 1.0:
+            raise ValueError("feature_dropout and attention_dropout must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -112,6 +112,7 @@ class RewardModelBase(nn.Module):
         super().__init__()
         self.config = config
         self.target_encoder = _mlp2(config.feature_dim, config.hidden, config.hidden)
+        self.feature_dropout = nn.Dropout(config.feature_dropout)
 
     # -- per-model hooks -------------------------------------------------------------------------
     @property
@@ -157,7 +158,7 @@ class RewardModelBase(nn.Module):
         per episode, not once per target. Padded targets never reach the network (they would pollute
         BatchNorm statistics).
         """
-        flat = targets[target_mask]  # (n, 2, d)
+        flat = self.feature_dropout(targets[target_mask])  # (n, 2, d); identity in eval mode
         n = flat.shape[0]
         zp = self.project_z(z)
         if zp is not None:
@@ -278,7 +279,7 @@ class NPBTLRewardModel(RewardModelBase):
         return self.config.hidden
 
     def encode(self, pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | Gaussian:
-        out = self.context_encoder(pairs, mask)
+        out = self.context_encoder(self.feature_dropout(pairs), mask)
         if not self.config.latent:
             return out
         mean, raw = out.chunk(2, dim=-1)

@@ -87,15 +87,23 @@ def val_bucket(user_id: str) -> int:
 
 
 def user_partition(
-    userbase: UserBase, *, holdout_user_set: str = "strat10", seed: int = 0
+    userbase: UserBase,
+    *,
+    holdout_user_set: str = "strat10",
+    seed: int = 0,
+    holdout_users: Sequence[str] = (),
 ) -> dict[str, list[str]]:
     """``{"train": ids, "val": ids, "eval": ids}``: ``eval`` = the harness's ``holdout_user_set``
-    (``strat10``/``complete``/``all`` of :func:`personalign.data.split.select_users` with ``seed``);
-    of the remaining users those with :func:`val_bucket` 0 validate and the rest train. Each list is
+    (``strat10``/``complete``/``all`` of :func:`personalign.data.split.select_users` with ``seed``)
+    plus the explicit ``holdout_users`` (e.g. the users of an existing ``personalign eval`` run); of
+    the remaining users those with :func:`val_bucket` 0 validate and the rest train. Each list is
     sorted; the partition depends only on the ids, never on file order."""
     from personalign.data.split import select_users
 
-    held = {u.id for u in select_users(userbase, holdout_user_set, seed=seed).users}
+    unknown = sorted(set(holdout_users) - {u.id for u in userbase.users})
+    if unknown:
+        raise ValueError(f"holdout_users: {len(unknown)} id(s) not in {userbase.name}, e.g. {unknown[0]!r}")
+    held = {u.id for u in select_users(userbase, holdout_user_set, seed=seed).users} | set(holdout_users)
     rest = sorted(u.id for u in userbase.users if u.id not in held)
     return {
         "train": [u for u in rest if val_bucket(u) != 0],
@@ -468,6 +476,8 @@ class OpinionTrainConfig:
         embedder: embedder name (:func:`personalign.embed.factory.get_embedder`).
         holdout_user_set: the evaluated users, held out of training (a user set of
             :func:`personalign.data.split.select_users`; the eval harness's default is ``strat10``).
+        holdout_users: further user ids held out of training and validation (e.g. the ``users`` of
+            an existing ``personalign eval`` run's ``run.json``, so ``np-btl`` can join its table).
         split_seed: seed of the user set and of the per-user splits (the harness's ``--seed``).
         k: known answers per evaluated user (the harness's ``k``).
         max_context: largest context, in **questions** (``m ~ U{0..max_context}``).
@@ -485,6 +495,7 @@ class OpinionTrainConfig:
 
     embedder: str = "minilm"
     holdout_user_set: str = "strat10"
+    holdout_users: tuple[str, ...] = ()
     split_seed: int = 0
     k: int = 15
     max_context: int = 15
@@ -534,7 +545,9 @@ def train_opinions(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ub = userbase if userbase is not None else load_opinionqa_users(data_dir)
-    part = user_partition(ub, holdout_user_set=cfg.holdout_user_set, seed=cfg.split_seed)
+    part = user_partition(
+        ub, holdout_user_set=cfg.holdout_user_set, seed=cfg.split_seed, holdout_users=cfg.holdout_users
+    )
     emb = embedder if embedder is not None else get_embedder(cfg.embedder)
     fz = TextFeaturizer(emb, FeaturizerConfig())
     population = None

@@ -58,6 +58,8 @@ class TextBenchConfig:
         eval_seed: keys the test episodes (identical for every model).
         seed: training seed (model init and episodes).
         hidden: width ``h``.
+        feature_dropout: dropout on the input features in training (see ``NPModelConfig``).
+        weight_decay: AdamW weight decay.
         lr: AdamW learning rate.
         epochs: training epochs (fresh episodes each).
         episodes_per_epoch: episodes per epoch (``None``: one per training pair).
@@ -80,6 +82,8 @@ class TextBenchConfig:
     eval_seed: int = 12345
     seed: int = 0
     hidden: int = 256
+    feature_dropout: float = 0.0
+    weight_decay: float = 0.01
     lr: float = 3e-4
     epochs: int = 20
     episodes_per_epoch: int | None = None
@@ -93,7 +97,13 @@ class TextBenchConfig:
     num_threads: int | None = None
 
     def model_config(self, kind: str, feature_dim: int) -> NPModelConfig:
-        return NPModelConfig(kind=kind, feature_dim=feature_dim, hidden=self.hidden, pair_encoder_layers=1)
+        return NPModelConfig(
+            kind=kind,
+            feature_dim=feature_dim,
+            hidden=self.hidden,
+            pair_encoder_layers=1,
+            feature_dropout=self.feature_dropout,
+        )
 
     def training_config(
         self,
@@ -103,6 +113,7 @@ class TextBenchConfig:
     ) -> NPTrainingConfig:
         return NPTrainingConfig(
             lr=self.lr,
+            weight_decay=self.weight_decay,
             batch_episodes=self.batch_episodes,
             num_targets=20,
             max_context=self.max_context,
@@ -316,6 +327,54 @@ def check_bar(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def aggregate_seeds(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Combine the per-seed documents of one task and settings: for every model, type and ``m`` the
+    mean over training seeds with a 95 % Student-t interval over seeds, and the bar on the means."""
+    if not docs:
+        raise ValueError("no per-seed results to aggregate")
+    first = docs[0]
+    for d in docs[1:]:
+        if (d["task"], d["types"], d["context_sizes"], d["length_feature"]) != (
+            first["task"],
+            first["types"],
+            first["context_sizes"],
+            first["length_feature"],
+        ):
+            raise ValueError("per-seed results of different tasks or settings cannot be aggregated")
+    from scipy import stats as st
+
+    n = len(docs)
+    tq = float(st.t.ppf(0.975, n - 1)) if n > 1 else 0.0
+    acc: dict[str, Any] = {}
+    for model in first["accuracy"]:
+        acc[model] = {}
+        for t in first["types"]:
+            acc[model][t] = {}
+            for m in map(str, first["context_sizes"]):
+                vals = np.array([d["accuracy"][model][t][m]["mean"] for d in docs])
+                mean = float(vals.mean())
+                half = tq * float(vals.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+                acc[model][t][m] = {"mean": mean, "ci": [mean - half, mean + half], "n": n}
+    agg = {
+        **{k: first[k] for k in ("task", "note", "types", "context_sizes", "embedder", "length_feature")},
+        **{k: first[k] for k in ("counts", "identical_fraction")},
+        "seeds": [d["config"]["seed"] for d in docs],
+        "accuracy": acc,
+        "train_seconds": {k: round(float(np.mean([d["train_seconds"][k] for d in docs])), 1) for k in acc},
+        "interval": "95% Student-t over training seeds",
+    }
+    agg["bar"] = check_bar(agg)
+    agg["bar_per_seed"] = {str(d["config"]["seed"]): d["bar"] for d in docs}
+    return agg
+
+
+def write_aggregate(agg: dict[str, Any], stem: Path) -> None:
+    """Write an :func:`aggregate_seeds` result as ``stem.json``, ``stem.md`` and ``stem.png``."""
+    stem.with_suffix(".json").write_text(json.dumps(agg, indent=2))
+    stem.with_suffix(".md").write_text(markdown_table(agg))
+    plot_text(agg, stem.with_suffix(".png"))
+
+
 def markdown_table(doc: dict[str, Any]) -> str:
     """Accuracy (%) by type and context size, one row per model, with 95% CIs over episodes."""
     sizes = [str(m) for m in doc["context_sizes"]]
@@ -326,6 +385,8 @@ def markdown_table(doc: dict[str, Any]) -> str:
         f"identical chosen/rejected embeddings: {doc['identical_fraction']:.2%}.",
         "",
     ]
+    if "seeds" in doc:
+        lines += [f"Training seeds {doc['seeds']}; ± = {doc['interval']}.", ""]
     for t in doc["types"]:
         lines += [
             f"**{t}**",
@@ -354,6 +415,24 @@ def markdown_table(doc: dict[str, Any]) -> str:
             row = [f"{100 * doc['accuracy'][n][t]['0']['mean']:.1f}" for t in doc["types"]]
             lines.append(f"| {n} | " + " | ".join(row) + " |")
         lines.append("")
+    m = doc["context_sizes"][-1]
+    lines += [
+        f"Bar (NP-BTL at m = {m} within 3 points of the type's oracle, and above BTL):",
+        "",
+        "| type | BTL | NP-BTL | oracle | NP-BTL − oracle | within 3 pts | above BTL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t, row in doc["bar"].items():
+        oracle = row.get("oracle")
+        gap = "– | – | "
+        if oracle is not None:
+            gap = f"{100 * oracle:.1f} | {100 * (row['np_btl'] - oracle):+.1f} | "
+        within = "yes" if row.get("within_3pts_of_oracle") else "**no**"
+        above = "yes" if row["above_btl"] else "**no**"
+        lines.append(
+            f"| {t} | {100 * row['btl']:.1f} | {100 * row['np_btl']:.1f} | {gap}{within} | {above} |"
+        )
+    lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -435,5 +514,13 @@ def run_text_benchmark(
                 cfg, folder / "length_feature", embedder=emb, progress_factory=hook_for
             )
     summary = {"task": task, "embedder": emb.model_id, "runs": {k: v["bar"] for k, v in docs.items()}}
+    if len(seeds) > 1:
+        base_docs = [docs[f"seed{s}"] for s in seeds]
+        write_aggregate(aggregate_seeds(base_docs), Path(out) / f"text_{task}_seeds")
+        summary["seeds"] = aggregate_seeds(base_docs)["bar"]
+        len_docs = [docs[f"seed{s}+length_feature"] for s in seeds if f"seed{s}+length_feature" in docs]
+        if len(len_docs) == len(seeds):
+            write_aggregate(aggregate_seeds(len_docs), Path(out) / f"text_{task}_len_seeds")
+            summary["seeds+length_feature"] = aggregate_seeds(len_docs)["bar"]
     (Path(out) / f"text_{task}_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
