@@ -2,26 +2,33 @@
 
 Both run in the same process on the same user with the same model object (loaded once):
 
-* **ours**: :class:`personalign.fermi.personalizer.FermiPersonalizer` as shipped: each prompt is
-  scored on all training items in one batched ``score_choices`` call, behind the SQLite LM-call
-  cache (a fresh file, so nothing is pre-warmed), and Retrieval-of-Prompt reads the cached
-  correctness matrix, so answering a question costs one LM request;
-* **naive**: the same optimization loop and the same optimizer calls, but without batching (every
-  training item of every prompt is its own ``score_choices`` call), without the cache, and
-  without the correctness matrix: at query time RoP re-scores every pool prompt on the query's
-  neighbours, then answers with the chosen prompt.
+* **ours**: :class:`personalign.fermi.personalizer.FermiPersonalizer` as shipped: the ``K``
+  candidate samples of a round go to the optimizer as one ``generate`` call (the transformers
+  backend computes their shared meta-prompt once and decodes each sample from a copy of that KV
+  cache), each prompt is scored on all training items in one batched ``score_choices`` call,
+  behind the SQLite LM-call cache (a fresh file, so nothing is pre-warmed), and
+  Retrieval-of-Prompt reads the cached correctness matrix, so answering a question costs one LM
+  request;
+* **naive**: the same optimization loop with the same requests and seeds, but without batching
+  (every candidate sample is its own ``generate`` call, with its own prompt pass, and every
+  training item of every prompt is its own ``score_choices`` call), without the cache, and without
+  the correctness matrix: at query time RoP re-scores every pool prompt on the query's neighbours,
+  then answers with the chosen prompt.
 
-The figure is the ratio naive / ours of answering-LM requests and of seconds (total, and for the
-scoring part alone: generation by the optimizer is identical work in both). The script asserts that
-both give identical predictions (and the same prompt per question), and exits 1 otherwise.
+The variants run interleaved (``--repeats R``: ours, naive, ours, naive, ...) and the median of
+each figure per variant is reported, with the ratios naive / ours. The script asserts that every
+run gives the same optimizer texts, the same archive of scored prompts (texts and correctness),
+the same pool, the same predictions and the same prompt per question, and exits 1 otherwise.
 
-    python bench/fermi_cost.py --model smollm2-135m --T 3 --K 2 --max-test 12 --json runs/fermi_cost.json
+    OMP_NUM_THREADS=1 nice python bench/fermi_cost.py --model smollm2-135m --T 3 --K 4 --max-test 10
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,14 +48,15 @@ from personalign.lm.usage import Usage
 
 
 class Meter:
-    """Counts scoring requests, scoring forward calls and seconds, and generation seconds, of the
-    wrapped model; ``batched=False`` sends every scoring request as its own call (naive)."""
+    """Counts the wrapped model's requests, calls and seconds, for scoring and for generation;
+    ``batched=False`` sends every request as its own call (naive)."""
 
     def __init__(self, lm, batched: bool = True) -> None:
         self.lm, self.batched = lm, batched
         self.backend, self.usage = lm.backend, lm.usage
-        self.score_requests = self.score_calls = self.gen_requests = 0
+        self.score_requests = self.score_calls = self.gen_requests = self.gen_calls = 0
         self.score_seconds = self.gen_seconds = 0.0
+        self.gen_texts: list[tuple[int, str]] = []
 
     @property
     def model_id(self) -> str:
@@ -73,9 +81,17 @@ class Meter:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         t0 = time.perf_counter()
-        out = self.lm.generate(list(requests))
+        if self.batched:
+            out = self.lm.generate(list(requests))
+            self.gen_calls += 1
+        else:
+            out = []
+            for r in requests:
+                out.extend(self.lm.generate([r]))
+                self.gen_calls += 1
         self.gen_requests += len(requests)
         self.gen_seconds += time.perf_counter() - t0
+        self.gen_texts.extend((r.seed, res.text) for r, res in zip(requests, out, strict=True))
         return out
 
     def report(self, inner_usage_before: Usage, seconds: float) -> dict[str, float]:
@@ -84,6 +100,7 @@ class Meter:
             "answer_requests": self.score_requests,
             "answer_forward_calls": self.score_calls,
             "optimizer_requests": self.gen_requests,
+            "optimizer_calls": self.gen_calls,
             "cache_hits": executed.cache_hits,
             "scoring_seconds": self.score_seconds,
             "generation_seconds": self.gen_seconds,
@@ -138,19 +155,76 @@ def pick_user(args) -> UserSplit:
     return make_split(ub, select_users(ub, cfg)[0], cfg)
 
 
+def run_ours(base, embedder, config: FermiConfig, split: UserSplit, test_q: list[Question]) -> dict:
+    """Fit + predict as shipped: batched, behind a fresh LM-call cache, RoP from the matrix."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cached = CachedLM(base, path=Path(tmp) / "calls.sqlite")
+        meter = Meter(cached, batched=True)
+        u0 = cached.usage.copy()
+        t0 = time.perf_counter()
+        fermi = FermiPersonalizer(meter, embedder=embedder, config=config, seed=0)
+        fermi.fit(split.for_training())
+        t_fit = time.perf_counter() - t0
+        preds = fermi.predict(test_q)
+        figures = meter.report(u0, time.perf_counter() - t0)
+    figures["fit_seconds"] = t_fit
+    return {
+        "figures": figures,
+        "gen_texts": meter.gen_texts,
+        "archive": [(sp.text, list(sp.correct)) for sp in fermi.state_.archive],
+        "pool": [sp.text for sp in fermi.pool_],
+        "preds": [(p.pred, p.info.get("prompt_index")) for p in preds],
+    }
+
+
+def run_naive(base, embedder, config: FermiConfig, split: UserSplit, test_q: list[Question]) -> dict:
+    """The same loop one request per call, uncached, RoP re-scoring at query time."""
+    meter = Meter(base, batched=False)
+    u0 = base.usage.copy()
+    t0 = time.perf_counter()
+    state = optimize(UserTask.from_split(split), meter, None, config, seed=0, embedder=embedder)
+    t_fit = time.perf_counter() - t0
+    fitted = FermiPersonalizer(base, embedder=embedder, config=config)
+    fitted._set_learned(UserTask.from_split(split), state.memory_prompts(), state.models)
+    preds = naive_predict(meter, fitted, embedder, test_q)
+    figures = meter.report(u0, time.perf_counter() - t0)
+    figures["fit_seconds"] = t_fit
+    return {
+        "figures": figures,
+        "gen_texts": meter.gen_texts,
+        "archive": [(sp.text, list(sp.correct)) for sp in state.archive],
+        "pool": [sp.text for sp in state.memory_prompts()],
+        "preds": [(p["pred"], p["prompt_index"]) for p in preds],
+    }
+
+
+ROWS = [
+    ("answering-LM requests", "answer_requests"),
+    ("answering forward calls (`score_choices` calls)", "answer_forward_calls"),
+    ("optimizer requests (candidate samples)", "optimizer_requests"),
+    ("optimizer calls (`generate` calls)", "optimizer_calls"),
+    ("scoring seconds", "scoring_seconds"),
+    ("generation seconds", "generation_seconds"),
+    ("total seconds (fit + predict)", "seconds"),
+]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--user", default=None, help="OpinionQA user id (default: first 'complete' user, seeded)")
     ap.add_argument("--T", type=int, default=3)
-    ap.add_argument("--K", type=int, default=2)
-    ap.add_argument("--max-test", type=int, default=12)
+    ap.add_argument("--K", type=int, default=4)
+    ap.add_argument("--max-test", type=int, default=10)
     ap.add_argument("--max-new-tokens", type=int, default=64, help="optimizer tokens per candidate")
     ap.add_argument("--retries", type=int, default=0, help="extra optimizer calls per missing candidate")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per variant, interleaved; medians reported")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
+
+    import torch
 
     from personalign.embed.factory import get_embedder
     from personalign.lm.factory import get_lm
@@ -158,8 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     split = pick_user(args)
     base = get_lm(args.model, cache=False)  # one model object for both variants
     embedder = get_embedder(args.embedder)
-    # small-model mode (one sampled call per candidate, stop at </prompt>) bounds generation time;
-    # generation is the same work in both variants, so it only dilutes the ratio.
+    # small-model mode: K sampled calls per round, each stopping at </prompt>
     config = FermiConfig.named(
         "default",
         T=args.T,
@@ -171,68 +244,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_q = list(split.test_questions)
     print(
         f"user {split.user_id}: {len(split.train)} train, {len(test_q)} test; model {args.model}; "
-        f"T={args.T} K={args.K} L={config.L} N={config.n_neighbors}",
+        f"T={args.T} K={args.K} L={config.L} N={config.n_neighbors}; "
+        f"torch threads {torch.get_num_threads()}; "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
 
-    # ours: batched scoring behind a fresh cache, RoP from the cached correctness matrix
-    with tempfile.TemporaryDirectory() as tmp:
-        cached = CachedLM(base, path=Path(tmp) / "calls.sqlite")
-        ours_lm = Meter(cached, batched=True)
-        u0 = cached.usage.copy()
-        t0 = time.perf_counter()
-        fermi = FermiPersonalizer(ours_lm, embedder=embedder, config=config, seed=0)
-        fermi.fit(split.for_training())
-        t_fit = time.perf_counter() - t0
-        preds = fermi.predict(test_q)
-        ours = ours_lm.report(u0, time.perf_counter() - t0)
-        ours["fit_seconds"] = t_fit
-    print(f"ours done: {ours}", flush=True)
+    runs: dict[str, list[dict]] = {"ours": [], "naive": []}
+    for rep in range(args.repeats):
+        for name, fn in (("ours", run_ours), ("naive", run_naive)):
+            res = fn(base, embedder, config, split, test_q)
+            res["figures"]["load_average"] = os.getloadavg()[0]
+            runs[name].append(res)
+            print(f"{name} run {rep + 1}: {res['figures']}", flush=True)
 
-    # naive: same loop unbatched and uncached, RoP re-scoring at query time
-    naive_lm = Meter(base, batched=False)
-    u0 = base.usage.copy()
-    t0 = time.perf_counter()
-    state = optimize(UserTask.from_split(split), naive_lm, None, config, seed=0, embedder=embedder)
-    t_fit = time.perf_counter() - t0
-    naive_fitted = FermiPersonalizer(base, embedder=embedder, config=config)
-    naive_fitted._set_learned(UserTask.from_split(split), state.memory_prompts(), state.models)
-    naive_preds = naive_predict(naive_lm, naive_fitted, embedder, test_q)
-    naive = naive_lm.report(u0, time.perf_counter() - t0)
-    naive["fit_seconds"] = t_fit
-    print(f"naive done: {naive}", flush=True)
-
-    same_pool = [sp.text for sp in fermi.pool_] == [sp.text for sp in state.memory_prompts()]
-    same = [p.pred for p in preds] == [p["pred"] for p in naive_preds] and [
-        p.info.get("prompt_index") for p in preds
-    ] == [p["prompt_index"] for p in naive_preds]
+    ref = runs["ours"][0]
+    checks = {
+        key: all(r[key] == ref[key] for rs in runs.values() for r in rs)
+        for key in ("gen_texts", "archive", "pool", "preds")
+    }
+    med = {
+        name: {k: statistics.median(r["figures"][k] for r in rs) for k in rs[0]["figures"]}
+        for name, rs in runs.items()
+    }
+    ours, naive = med["ours"], med["naive"]
 
     def ratio(key: str) -> float:
         return naive[key] / ours[key] if ours[key] else float("inf")
 
-    rows = [
-        ("answering-LM requests", "answer_requests"),
-        ("answering forward calls", "answer_forward_calls"),
-        ("optimizer requests", "optimizer_requests"),
-        ("scoring seconds", "scoring_seconds"),
-        ("generation seconds", "generation_seconds"),
-        ("total seconds (fit + predict)", "seconds"),
-    ]
-    print("\n| per user | ours | naive | naive / ours |\n|---|---|---|---|")
-    for label, key in rows:
-        fmt = "{:.1f}" if "seconds" in key else "{:.0f}"
+    print(f"\nmedian of {args.repeats} run(s) per variant")
+    print("\n| per user | ours | naive | naive / ours |\n|---|---:|---:|---:|")
+    for label, key in ROWS:
+        fmt = "{:,.1f}" if "seconds" in key else "{:,.0f}"
         print(f"| {label} | {fmt.format(ours[key])} | {fmt.format(naive[key])} | {ratio(key):.2f}× |")
-    print(
-        f"\nsame pool: {same_pool}; identical predictions and RoP choices on {len(test_q)} questions: {same}"
-    )
+    print(f"\nidentical across all runs on {len(test_q)} test questions: {checks}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(
             json.dumps(
-                {"user": split.user_id, "args": vars(args), "ours": ours, "naive": naive, "identical": same},
+                {
+                    "user": split.user_id,
+                    "args": vars(args),
+                    "torch_threads": torch.get_num_threads(),
+                    "median": med,
+                    "runs": {name: [r["figures"] for r in rs] for name, rs in runs.items()},
+                    "identical": checks,
+                },
                 indent=2,
             )
         )
-    return 0 if same and same_pool else 1
+    return 0 if all(checks.values()) else 1
 
 
 if __name__ == "__main__":

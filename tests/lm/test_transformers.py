@@ -179,3 +179,44 @@ def test_sampling_rules() -> None:
     assert {1, 2} <= draws
     p = torch.softmax(logits, -1)
     assert float(p[1]) > 0.5 and not math.isnan(float(p.sum()))
+
+
+def test_shared_prompt_prefill_equals_one_by_one(
+    smollm: TransformersLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Samples sharing a prompt (Fermi's K candidates) are prefilled once and decoded from copies of
+    the KV cache: every step's logits and every text equal decoding each request alone."""
+    import personalign.lm.transformers as backend
+
+    seen: list[torch.Tensor] = []
+    sample = backend._sample
+
+    def recording(logits, temperature, top_p, gen):  # type: ignore[no-untyped-def]
+        seen.append(logits.clone())
+        return sample(logits, temperature, top_p, gen)
+
+    monkeypatch.setattr(backend, "_sample", recording)
+    msgs = (Message("user", "Write a one-sentence instruction for a helpful assistant."),)
+    reqs = [
+        GenerationRequest(msgs, max_tokens=10, temperature=1.0, top_p=0.95, seed=s, prefill="<prompt>")
+        for s in range(3)
+    ]
+    prefills = 0
+    prefill = smollm._prefill
+
+    def counting(prompts):  # type: ignore[no-untyped-def]
+        nonlocal prefills
+        prefills += 1
+        return prefill(prompts)
+
+    monkeypatch.setattr(smollm, "_prefill", counting)
+    shared = smollm.generate(reqs)
+    shared_logits, seen[:] = list(seen), []
+    assert prefills == 1, "requests with one prompt must share one prompt pass"
+    alone = [smollm.generate([r])[0] for r in reqs]
+    assert prefills == 1 + len(reqs)
+    assert [r.text for r in shared] == [r.text for r in alone]
+    assert [r.completion_tokens for r in shared] == [r.completion_tokens for r in alone]
+    assert len({r.text for r in shared}) > 1, "different seeds should give different samples"
+    assert len(shared_logits) == len(seen) > len(reqs)
+    assert all(torch.equal(a, b) for a, b in zip(shared_logits, seen, strict=True))
