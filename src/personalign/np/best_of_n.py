@@ -311,7 +311,8 @@ def run_best_of_n(
     pairs = load_text_pairs(data_dir, task.sources)
     prompts = select_prompts(pairs, cfg)
     if not cfg.generate_missing:
-        prompts = [p for p in prompts if p["id"] in generated_ids(out / "generations.jsonl")]
+        done = generated_ids(out / "generations.jsonl")
+        prompts = [p for p in prompts if p["id"] in done]
         if not prompts:
             raise FileNotFoundError(f"{out / 'generations.jsonl'}: no generated prompts to score")
     log(f"best-of-N: {len(prompts)} prompts, N up to {cfg.n_max}, LM {cfg.lm}")
