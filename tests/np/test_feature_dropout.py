@@ -39,3 +39,25 @@ def test_feature_dropout_is_identity_in_eval_mode_and_random_in_training(kind):
 def test_feature_dropout_is_validated():
     with pytest.raises(ValueError, match="feature_dropout"):
         NPModelConfig(feature_dropout=1.0)
+
+
+def test_feature_dropout_spares_the_last_columns():
+    model = build_model(
+        NPModelConfig(
+            kind="btl",
+            feature_dim=6,
+            hidden=16,
+            num_heads=2,
+            feature_dropout=0.9,
+            feature_dropout_keep_last=1,
+        ),
+        seed=0,
+    )
+    model.train()
+    x = torch.ones(50, 6)
+    torch.manual_seed(0)
+    out = model.drop_features(x)
+    assert torch.equal(out[:, -1], x[:, -1])
+    assert (out[:, :-1] == 0).any()
+    with pytest.raises(ValueError, match="keep_last"):
+        NPModelConfig(feature_dim=6, feature_dropout_keep_last=6)

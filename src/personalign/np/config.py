@@ -38,6 +38,8 @@ class NPModelConfig:
         attention_dropout: dropout inside the self-attention (spec: 0.1).
         feature_dropout: dropout on the input features of context pairs and targets, in training only
             (0 = off, the spec's model; text tasks use it against memorising the few thousand pairs).
+        feature_dropout_keep_last: the last columns of a feature vector that dropout never touches
+            (1 for the text tasks' ``length_feature``: a single column that dropout would hide).
         pooling: permutation-invariant pooling of the attended pairs, ``"sum"`` (spec) or ``"mean"``.
         pair_encoder_layers: 1 = ``Linear(2d->h)`` (text), 2 = ``Linear(2d->h)-ReLU-Linear(h->h)``
             (synthetic).
@@ -56,6 +58,7 @@ class NPModelConfig:
     num_heads: int = 8
     attention_dropout: float = 0.1
     feature_dropout: float = 0.0
+    feature_dropout_keep_last: int = 0
     pooling: Literal["sum", "mean"] = "sum"
     pair_encoder_layers: int = 2
     latent: bool = False
@@ -79,6 +82,8 @@ class NPModelConfig:
             raise ValueError("train_z_from must be 'target' or 'context'")
         if not 0.0 <= self.feature_dropout < 1.0 or not 0.0 <= self.attention_dropout < 1.0:
             raise ValueError("feature_dropout and attention_dropout must be in [0, 1)")
+        if not 0 <= self.feature_dropout_keep_last < self.feature_dim:
+            raise ValueError("feature_dropout_keep_last must be in [0, feature_dim)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

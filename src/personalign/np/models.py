@@ -130,6 +130,13 @@ class RewardModelBase(nn.Module):
     def head(self, t: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def drop_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature dropout (training only), sparing the last ``feature_dropout_keep_last`` columns."""
+        keep = self.config.feature_dropout_keep_last
+        if keep == 0:
+            return self.feature_dropout(x)
+        return torch.cat([self.feature_dropout(x[..., :-keep]), x[..., -keep:]], dim=-1)
+
     # -- scoring ---------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -158,7 +165,7 @@ class RewardModelBase(nn.Module):
         per episode, not once per target. Padded targets never reach the network (they would pollute
         BatchNorm statistics).
         """
-        flat = self.feature_dropout(targets[target_mask])  # (n, 2, d); identity in eval mode
+        flat = self.drop_features(targets[target_mask])  # (n, 2, d); identity in eval mode
         n = flat.shape[0]
         zp = self.project_z(z)
         if zp is not None:
@@ -279,7 +286,7 @@ class NPBTLRewardModel(RewardModelBase):
         return self.config.hidden
 
     def encode(self, pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | Gaussian:
-        out = self.context_encoder(self.feature_dropout(pairs), mask)
+        out = self.context_encoder(self.drop_features(pairs), mask)
         if not self.config.latent:
             return out
         mean, raw = out.chunk(2, dim=-1)

@@ -51,7 +51,7 @@ class TextBenchConfig:
     Attributes:
         task: text task name (``hh_flip``, ``length``, ``mix4``, ``uf``; ``hh`` = ``hh_flip``).
         embedder: embedder name for :func:`personalign.embed.factory.get_embedder`.
-        length_feature: append ``log(1 + w(y))`` to ``e(y)``.
+        length_feature: append ``log(1 + w(y))`` to ``e(y)`` (a column feature dropout never touches).
         context_sizes: the ``m`` values reported.
         eval_episodes: test episodes per type and ``m`` (spec: 300).
         eval_targets: targets per test episode (spec: 20).
@@ -105,6 +105,7 @@ class TextBenchConfig:
             hidden=self.hidden,
             pair_encoder_layers=1,
             feature_dropout=self.feature_dropout,
+            feature_dropout_keep_last=int(self.length_feature),
         )
 
     def training_config(
