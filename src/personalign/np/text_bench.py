@@ -518,12 +518,13 @@ def run_text_benchmark(
             )
     summary = {"task": task, "embedder": emb.model_id, "runs": {k: v["bar"] for k, v in docs.items()}}
     if len(seeds) > 1:
-        base_docs = [docs[f"seed{s}"] for s in seeds]
-        write_aggregate(aggregate_seeds(base_docs), Path(out) / f"text_{task}_seeds")
-        summary["seeds"] = aggregate_seeds(base_docs)["bar"]
+        agg = aggregate_seeds([docs[f"seed{s}"] for s in seeds])
+        write_aggregate(agg, Path(out) / f"text_{task}_seeds")
+        summary["seeds"] = agg["bar"]
         len_docs = [docs[f"seed{s}+length_feature"] for s in seeds if f"seed{s}+length_feature" in docs]
         if len(len_docs) == len(seeds):
-            write_aggregate(aggregate_seeds(len_docs), Path(out) / f"text_{task}_len_seeds")
-            summary["seeds+length_feature"] = aggregate_seeds(len_docs)["bar"]
+            agg = aggregate_seeds(len_docs)
+            write_aggregate(agg, Path(out) / f"text_{task}_len_seeds")
+            summary["seeds+length_feature"] = agg["bar"]
     (Path(out) / f"text_{task}_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
