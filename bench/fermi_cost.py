@@ -65,30 +65,25 @@ class Meter:
     def count_tokens(self, text: str) -> int:
         return self.lm.count_tokens(text)
 
+    def _send(self, fn, requests: Sequence) -> tuple[list, int]:
+        """``fn`` on all requests in one call (batched) or one call per request; returns the
+        results and the number of calls made."""
+        if self.batched:
+            return fn(list(requests)), 1
+        return [res for r in requests for res in fn([r])], len(requests)
+
     def score_choices(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResult]:
         t0 = time.perf_counter()
-        if self.batched:
-            out = self.lm.score_choices(list(requests))
-            self.score_calls += 1
-        else:
-            out = []
-            for r in requests:
-                out.extend(self.lm.score_choices([r]))
-                self.score_calls += 1
+        out, calls = self._send(self.lm.score_choices, requests)
+        self.score_calls += calls
         self.score_requests += len(requests)
         self.score_seconds += time.perf_counter() - t0
         return out
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         t0 = time.perf_counter()
-        if self.batched:
-            out = self.lm.generate(list(requests))
-            self.gen_calls += 1
-        else:
-            out = []
-            for r in requests:
-                out.extend(self.lm.generate([r]))
-                self.gen_calls += 1
+        out, calls = self._send(self.lm.generate, requests)
+        self.gen_calls += calls
         self.gen_requests += len(requests)
         self.gen_seconds += time.perf_counter() - t0
         self.gen_texts.extend((r.seed, res.text) for r, res in zip(requests, out, strict=True))
