@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from personalign.np.config import NPModelConfig, NPTrainingConfig
 from personalign.np.episodes import EpisodeSource, evaluation_episodes
@@ -188,7 +187,6 @@ def fill_cache(
     }
 
 
-@torch.no_grad()
 def summarize(acc: np.ndarray) -> dict[str, Any]:
     """``{mean, ci: [lo, hi], n}`` with the spec's ``±1.96 sd/sqrt(E)`` interval over episodes."""
     mean = float(acc.mean())
