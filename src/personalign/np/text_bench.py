@@ -24,7 +24,7 @@ import numpy as np
 
 from personalign.np.config import NPModelConfig, NPTrainingConfig
 from personalign.np.episodes import EpisodeSource, evaluation_episodes
-from personalign.np.evaluate import episode_accuracies
+from personalign.np.evaluate import episode_accuracies, seed_interval
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
 from personalign.np.models import RewardModel, build_model
 from personalign.np.text_tasks import (
@@ -342,20 +342,14 @@ def aggregate_seeds(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             first["length_feature"],
         ):
             raise ValueError("per-seed results of different tasks or settings cannot be aggregated")
-    from scipy import stats as st
-
-    n = len(docs)
-    tq = float(st.t.ppf(0.975, n - 1)) if n > 1 else 0.0
     acc: dict[str, Any] = {}
     for model in first["accuracy"]:
         acc[model] = {}
         for t in first["types"]:
             acc[model][t] = {}
             for m in map(str, first["context_sizes"]):
-                vals = np.array([d["accuracy"][model][t][m]["mean"] for d in docs])
-                mean = float(vals.mean())
-                half = tq * float(vals.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
-                acc[model][t][m] = {"mean": mean, "ci": [mean - half, mean + half], "n": n}
+                cell = seed_interval([d["accuracy"][model][t][m]["mean"] for d in docs])
+                acc[model][t][m] = {"mean": cell.mean, "ci": list(cell.ci95), "n": cell.n}
     agg = {
         **{k: first[k] for k in ("task", "note", "types", "context_sizes", "embedder", "length_feature")},
         **{k: first[k] for k in ("counts", "identical_fraction")},
