@@ -6,11 +6,14 @@ import json
 
 import pytest
 
+from personalign.fermi.memory import ScoredPrompt
 from personalign.fermi.pool_stats import markdown, method_pool_stats, run_pool_stats
+from personalign.fermi.prompts import PromptSpec
 
 
 def _prompt(origin: str, acc: float, soft: float = -1.0) -> dict:
-    return {"spec": {"text": origin, "origin": origin}, "acc": acc, "soft": soft}
+    spec = PromptSpec(text=origin, origin=origin)
+    return ScoredPrompt(spec, acc, soft, (), (), (), (), birth=0, round=0).to_dict()
 
 
 def _state(prompts: list[dict], stop: str = "rounds", **counters: object) -> dict:

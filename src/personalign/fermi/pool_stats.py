@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-def _best(archive: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return max(archive, key=lambda p: (p["acc"], p["soft"]))
+from personalign.fermi.memory import ScoredPrompt, sort_key
 
 
 def method_pool_stats(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -32,12 +30,13 @@ def method_pool_stats(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     counters: Counter[str] = Counter()
     seed_acc, best_acc = [], []
     for state in states:
-        archive = state["archive"]
-        best = _best(archive)
-        origins[best["spec"]["origin"].split(":")[0]] += 1
-        seeds = [p["acc"] for p in archive if p["spec"]["origin"].startswith("seed")]
+        archive = [ScoredPrompt.from_dict(p) for p in state["archive"]]
+        use_soft = state.get("config", {}).get("use_soft", True)
+        best = max(archive, key=lambda sp: sort_key(sp, use_soft))  # the loop's own ranking
+        origins[best.origin.split(":")[0]] += 1
+        seeds = [sp.acc for sp in archive if sp.origin.startswith("seed")]
         seed_acc.append(max(seeds) if seeds else float("nan"))
-        best_acc.append(best["acc"])
+        best_acc.append(best.acc)
         stops[str(state.get("stop_reason"))] += 1
         for key, value in state.get("counters", {}).items():
             if isinstance(value, dict):
