@@ -10,7 +10,13 @@ import pytest
 
 from personalign.embed.hashing import HashingEmbedder
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
-from personalign.np.text_bench import TextBenchConfig, TextData, accuracy_grid, train_model
+from personalign.np.text_bench import (
+    TextBenchConfig,
+    TextData,
+    accuracy_grid,
+    oracle_mixture_grid,
+    train_model,
+)
 from personalign.np.text_tasks import build_splits, episode_source, get_text_task
 from personalign.np.text_users import TextPair
 
@@ -84,3 +90,9 @@ def test_np_btl_adapts_to_the_user_type_where_pooled_btl_cannot(length_data):
         0.5, abs=0.06
     )
     assert np.mean([np_grid[t]["0"]["mean"] for t in ("concise", "detailed")]) == pytest.approx(0.5, abs=0.06)
+    # the oracles' posterior mixture identifies the type from 10 context pairs and sits near chance without
+    oracles = [train_model("btl", length_data, cfg, type_indices=(k,))[0] for k in range(2)]
+    mix = oracle_mixture_grid(oracles, length_data, cfg)
+    for t in ("concise", "detailed"):
+        assert mix[t]["10"]["mean"] >= 0.9, mix
+    assert np.mean([mix[t]["0"]["mean"] for t in ("concise", "detailed")]) == pytest.approx(0.5, abs=0.06)

@@ -122,3 +122,9 @@ def test_feature_dimension_mismatch_is_reported(small_synth):
     model = build_model(tiny_config(feature_dim=3), seed=0)
     with pytest.raises(ValueError, match="1-d features but the model expects 3"):
         NPTrainer(model, TINY).fit(small_synth)
+
+
+def test_context_larger_than_the_targets_is_refused_up_front():
+    with pytest.raises(ValueError, match="max_context=40 > num_targets=20"):
+        NPTrainingConfig(num_targets=20, max_context=40)
+    assert NPTrainingConfig(num_targets=20, max_context=40, disjoint_train_context=True).max_context == 40

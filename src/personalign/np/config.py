@@ -172,6 +172,11 @@ class NPTrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_context < 0:
             raise ValueError("max_context must be >= 0")
+        if not self.disjoint_train_context and self.max_context > self.num_targets:
+            raise ValueError(
+                f"max_context={self.max_context} > num_targets={self.num_targets}: a training context is a "
+                "subset of the episode's targets; raise num_targets or set disjoint_train_context=True"
+            )
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")
 

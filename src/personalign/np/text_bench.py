@@ -4,7 +4,9 @@ For one text task (:mod:`personalign.np.text_tasks`) this trains, on the same ep
 
 * ``btl``: one unconditional BTL model on every type's episodes (pooled, "mixed");
 * ``np-btl``: the NP-BTL model;
-* ``oracle:<type>``: one BTL model per type, trained on that type's labels only (upper bound),
+* ``oracle:<type>``: one BTL model per type, trained on that type's labels only (upper bound);
+* ``oracle-mixture``: no model of its own: the oracles' posterior mixture given the context
+  (:mod:`personalign.np.oracle_mixture`), what perfect conditioning on these features would reach,
 
 then scores every model on identical test episodes per type and context size ``m`` (targets disjoint
 from the context), and writes ``text_<task>.json``, ``text_<task>.md`` and ``text_<task>.png``.
@@ -23,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from personalign.np.config import NPModelConfig, NPTrainingConfig
-from personalign.np.episodes import EpisodeSource, evaluation_episodes
+from personalign.np.episodes import Episode, EpisodeSource, evaluation_episodes
 from personalign.np.evaluate import episode_accuracies, seed_interval
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
 from personalign.np.models import RewardModel, build_model
+from personalign.np.oracle_mixture import calibration_scales, mixture_accuracies
 from personalign.np.text_tasks import (
     TextSplit,
     build_splits,
@@ -36,6 +39,9 @@ from personalign.np.text_tasks import (
     load_text_pairs,
 )
 from personalign.np.trainer import NPTrainer
+
+ORACLE_MIXTURE = "oracle-mixture"
+"""Name of the posterior mixture of the oracles in the results (no training of its own)."""
 
 SIMULATED_NOTE = (
     "Texts and dataset labels are real (HH-RLHF test splits, UltraFeedback sample); the users are "
@@ -65,7 +71,9 @@ class TextBenchConfig:
         epochs: training epochs (fresh episodes each).
         episodes_per_epoch: episodes per epoch (``None``: one per training pair).
         batch_episodes: episodes per step.
-        max_context: ``C_max``.
+        disjoint_train_context: draw training contexts disjoint from the episode's targets, so the loss
+            is only on pairs the context does not contain (spec [ours] flag; default: context ⊂ targets).
+        max_context: ``C_max`` (training episodes get ``max(20, C_max)`` targets, the context a subset).
         eval_every: validation period in steps.
         patience: early-stopping patience in validations.
         oracles: also train one BTL oracle per type.
@@ -90,6 +98,7 @@ class TextBenchConfig:
     episodes_per_epoch: int | None = None
     batch_episodes: int = 64
     max_context: int = 10
+    disjoint_train_context: bool = False
     eval_every: int = 50
     patience: int = 10
     oracles: bool = True
@@ -117,7 +126,8 @@ class TextBenchConfig:
             lr=self.lr,
             weight_decay=self.weight_decay,
             batch_episodes=self.batch_episodes,
-            num_targets=20,
+            num_targets=20 if self.disjoint_train_context else max(20, self.max_context),
+            disjoint_train_context=self.disjoint_train_context,
             max_context=self.max_context,
             type_balanced=type_indices is None,
             type_indices=type_indices,
@@ -202,6 +212,34 @@ def accuracy_grid(
     context_sizes: Sequence[int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{type: {m: summary}}`` for one model."""
+    return _grid(
+        lambda eps: episode_accuracies(model, eps, seed=cfg.eval_seed), data, cfg, split, context_sizes
+    )
+
+
+def oracle_mixture_grid(
+    oracles: Sequence[RewardModel],
+    data: TextData,
+    cfg: TextBenchConfig,
+    split: str = "test",
+    context_sizes: Sequence[int] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``{type: {m: summary}}`` of the posterior mixture of the per-type oracles (one per type, in
+    ``data.types`` order; :mod:`personalign.np.oracle_mixture`), each oracle calibrated on the
+    validation split, scored on the same episodes as the models."""
+    if len(oracles) != len(data.types):
+        raise ValueError(f"need one oracle per type ({len(data.types)}), got {len(oracles)}")
+    scales = calibration_scales(oracles, data.splits["val"].pool)
+    return _grid(lambda eps: mixture_accuracies(oracles, eps, scales), data, cfg, split, context_sizes)
+
+
+def _grid(
+    score: Callable[[list[Episode]], np.ndarray],
+    data: TextData,
+    cfg: TextBenchConfig,
+    split: str,
+    context_sizes: Sequence[int] | None,
+) -> dict[str, dict[str, Any]]:
     sizes = cfg.context_sizes if context_sizes is None else context_sizes
     out: dict[str, dict[str, Any]] = {}
     for k, t in enumerate(data.types):
@@ -216,7 +254,7 @@ def accuracy_grid(
                 n=cfg.eval_episodes,
                 num_targets=cfg.eval_targets,
             )
-            out[t][str(m)] = summarize(episode_accuracies(model, episodes, seed=cfg.eval_seed))
+            out[t][str(m)] = summarize(score(episodes))
     return out
 
 
@@ -292,6 +330,13 @@ def run_text_bench(
                 for t, v in grid.items()
             )
         )
+    if cfg.oracles:
+        t0 = time.perf_counter()
+        results["accuracy"][ORACLE_MIXTURE] = oracle_mixture_grid(
+            [models[f"oracle:{t}"] for t in data.types], data, cfg
+        )
+        results["train_seconds"][ORACLE_MIXTURE] = 0.0
+        log(f"  {ORACLE_MIXTURE}: {time.perf_counter() - t0:.1f}s to evaluate")
     doc = {
         "task": cfg.task,
         "note": SIMULATED_NOTE,
@@ -323,6 +368,8 @@ def check_bar(doc: dict[str, Any]) -> dict[str, Any]:
         if f"oracle:{t}" in acc:
             row["oracle"] = acc[f"oracle:{t}"][t][m]["mean"]
             row["within_3pts_of_oracle"] = bool(np_acc >= row["oracle"] - 0.03)
+        if ORACLE_MIXTURE in acc:
+            row["oracle_mixture"] = acc[ORACLE_MIXTURE][t][m]["mean"]
         row["above_btl"] = bool(np_acc > row["btl"])
         out[t] = row
     return out
@@ -414,8 +461,8 @@ def markdown_table(doc: dict[str, Any]) -> str:
     lines += [
         f"Bar (NP-BTL at m = {m} within 3 points of the type's oracle, and above BTL):",
         "",
-        "| type | BTL | NP-BTL | oracle | NP-BTL − oracle | within 3 pts | above BTL |",
-        "|---|---|---|---|---|---|---|",
+        "| type | BTL | NP-BTL | oracle | NP-BTL − oracle | within 3 pts | above BTL | oracle mixture |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for t, row in doc["bar"].items():
         oracle = row.get("oracle")
@@ -424,9 +471,17 @@ def markdown_table(doc: dict[str, Any]) -> str:
             gap = f"{100 * oracle:.1f} | {100 * (row['np_btl'] - oracle):+.1f} | "
         within = "yes" if row.get("within_3pts_of_oracle") else "**no**"
         above = "yes" if row["above_btl"] else "**no**"
+        mix = f"{100 * row['oracle_mixture']:.1f}" if "oracle_mixture" in row else "–"
         lines.append(
-            f"| {t} | {100 * row['btl']:.1f} | {100 * row['np_btl']:.1f} | {gap}{within} | {above} |"
+            f"| {t} | {100 * row['btl']:.1f} | {100 * row['np_btl']:.1f} | {gap}{within} | {above} | {mix} |"
         )
+    if any("oracle_mixture" in r for r in doc["bar"].values()):
+        lines += [
+            "",
+            "Oracle mixture: Bayes' rule over the per-type oracles (each calibrated on the validation",
+            "split) given the same context (`personalign.np.oracle_mixture`): roughly what conditioning",
+            "reaches when every type's reward is learnt as well as its oracle. A reference, not a bound.",
+        ]
     lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -448,6 +503,9 @@ def plot_text(doc: dict[str, Any], path: Path) -> None:
         hi = [100 * g[str(m)]["ci"][1] for m in sizes]
         ax.plot(sizes, mean, "o-", label="NP-BTL")
         ax.fill_between(sizes, lo, hi, alpha=0.25)
+        if ORACLE_MIXTURE in doc["accuracy"]:
+            mix = [100 * doc["accuracy"][ORACLE_MIXTURE][t][str(m)]["mean"] for m in sizes]
+            ax.plot(sizes, mix, "s--", color="purple", ms=3, label="oracle mixture")
         ax.axhline(100 * doc["accuracy"]["btl"][t]["0"]["mean"], color="grey", ls="--", label="BTL (pooled)")
         if f"oracle:{t}" in doc["accuracy"]:
             ax.axhline(
