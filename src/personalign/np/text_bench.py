@@ -66,6 +66,9 @@ class TextBenchConfig:
         feature_dropout: dropout on the input features in training (see ``NPModelConfig``); 0.3
             because without it every model memorises the ~4.6k training pairs within ~100 steps and
             early stopping keeps an undertrained model (docs/results-np.md).
+        pooling: context pooling of NP-BTL, ``"sum"`` (spec) or ``"mean"``.
+        latent: the latent-variable NP-BTL (Gaussian ``z``, KL weight ``beta_kl``).
+        beta_kl: KL weight of the latent variant.
         weight_decay: AdamW weight decay.
         lr: AdamW learning rate.
         epochs: training epochs (fresh episodes each).
@@ -92,6 +95,9 @@ class TextBenchConfig:
     seed: int = 0
     hidden: int = 256
     feature_dropout: float = 0.3
+    pooling: str = "sum"
+    latent: bool = False
+    beta_kl: float = 0.1
     weight_decay: float = 0.01
     lr: float = 3e-4
     epochs: int = 20
@@ -114,6 +120,9 @@ class TextBenchConfig:
             pair_encoder_layers=1,
             feature_dropout=self.feature_dropout,
             feature_dropout_keep_last=int(self.length_feature),
+            pooling=self.pooling,  # type: ignore[arg-type]
+            latent=self.latent and kind == "np-btl",
+            beta_kl=self.beta_kl,
         )
 
     def training_config(
