@@ -96,3 +96,19 @@ def test_np_btl_adapts_to_the_user_type_where_pooled_btl_cannot(length_data):
     for t in ("concise", "detailed"):
         assert mix[t]["10"]["mean"] >= 0.9, mix
     assert np.mean([mix[t]["0"]["mean"] for t in ("concise", "detailed")]) == pytest.approx(0.5, abs=0.06)
+
+
+def test_bench_config_passes_model_settings_to_np_btl_only():
+    cfg = TextBenchConfig(pooling="mean", latent=True, beta_kl=0.2, length_feature=True)
+    np_cfg, btl_cfg = cfg.model_config("np-btl", 9), cfg.model_config("btl", 9)
+    assert (np_cfg.pooling, np_cfg.latent, np_cfg.beta_kl, np_cfg.feature_dropout_keep_last) == (
+        "mean",
+        True,
+        0.2,
+        1,
+    )
+    assert not btl_cfg.latent  # baselines and oracles stay unconditional
+    tcfg = TextBenchConfig(max_context=40).training_config(1000)
+    assert (tcfg.max_context, tcfg.num_targets) == (40, 40)  # the context is drawn from the targets
+    tcfg = TextBenchConfig(max_context=40, disjoint_train_context=True).training_config(1000)
+    assert (tcfg.num_targets, tcfg.disjoint_train_context) == (20, True)
