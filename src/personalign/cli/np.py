@@ -60,7 +60,7 @@ def train(
     out: Annotated[Path, typer.Option(help="run folder to write (model, checkpoints, metrics)")] = Path(
         "runs/np"
     ),
-    model: Annotated[str, typer.Option(help="np-btl | btl | oracle")] = "np-btl",
+    model: Annotated[str, typer.Option(help="np-btl | mixture-btl | btl | oracle")] = "np-btl",
     oracle_type: Annotated[int | None, typer.Option(help="user type index for --model oracle")] = None,
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
     epochs: Annotated[int | None, typer.Option(help="override the task's epochs")] = None,

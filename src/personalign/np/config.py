@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-MODEL_KINDS = ("np-btl", "btl")
+MODEL_KINDS = ("np-btl", "btl", "mixture-btl")
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -30,8 +30,9 @@ class NPModelConfig:
     """Architecture of a BTL or NP-BTL reward model.
 
     Attributes:
-        kind: ``"np-btl"`` (context-conditioned) or ``"btl"`` (unconditional baseline, also used for
-            the per-type oracles).
+        kind: ``"np-btl"`` (context-conditioned), ``"btl"`` (unconditional baseline, also used for
+            the per-type oracles) or ``"mixture-btl"`` (context-conditioned through a discrete latent
+            user type: ``num_components`` BT reward heads, the posterior over them by Bayes' rule).
         feature_dim: dimension ``d`` of one option's feature vector (synthetic: 1; text: 768).
         hidden: width ``h`` used everywhere (spec: 256).
         num_heads: heads of the context self-attention (spec: 8).
@@ -50,9 +51,11 @@ class NPModelConfig:
         train_z_from: latent variant only: sample ``z`` in training from the ``"target"`` posterior
             (standard NP ELBO, ours) or the ``"context"`` posterior (reference code).
         eval_samples: latent variant only: ``z`` samples averaged at evaluation/inference time.
+        num_components: ``mixture-btl`` only: number of reward heads ``K`` (latent user types). It
+            need not equal the number of simulated types: unused heads get little posterior mass.
     """
 
-    kind: Literal["np-btl", "btl"] = "np-btl"
+    kind: Literal["np-btl", "btl", "mixture-btl"] = "np-btl"
     feature_dim: int = 1
     hidden: int = 256
     num_heads: int = 8
@@ -66,6 +69,7 @@ class NPModelConfig:
     beta_kl: float = 1.0
     train_z_from: Literal["target", "context"] = "target"
     eval_samples: int = 32
+    num_components: int = 4
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -84,6 +88,8 @@ class NPModelConfig:
             raise ValueError("feature_dropout and attention_dropout must be in [0, 1)")
         if not 0 <= self.feature_dropout_keep_last < self.feature_dim:
             raise ValueError("feature_dropout_keep_last must be in [0, feature_dim)")
+        if self.num_components < 1:
+            raise ValueError(f"num_components must be >= 1, got {self.num_components}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,13 +16,17 @@ head ``Linear(2h->h)-BatchNorm1d-ReLU-Linear(h->1)`` on ``[t(features); z]``.
 ignores contexts. A per-type *oracle* is a BTL model trained on one type's episodes only
 (``NPTrainingConfig.type_indices``).
 
-Both models expose ``condition(context_pairs) -> UserState`` for inference (see
+:class:`MixtureBTLRewardModel` (ours): ``K`` BT heads and a discrete latent user type whose posterior
+given the context comes from the heads' own likelihoods by Bayes' rule.
+
+All models expose ``condition(context_pairs) -> UserState`` for inference (see
 :mod:`personalign.np.state`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,7 +313,79 @@ class NPBTLRewardModel(RewardModelBase):
         return self.reward_head[3](self.reward_head[2](self.reward_head[1](pre))).squeeze(-1)
 
 
-RewardModel = BTLRewardModel | NPBTLRewardModel
+class MixtureBTLRewardModel(RewardModelBase):
+    """Conditional BT reward model with a discrete latent user type (ours, beyond the spec).
+
+    ``K = num_components`` reward heads ``Linear(h->h)-BN-ReLU-Linear(h->1)`` share the target encoder.
+    A user is one unknown head: conditioning on context pairs ``C`` gives the posterior by Bayes' rule
+    over a uniform prior, ``P(k | C) ∝ Π_{(c, r) ∈ C} σ(r_k(c) − r_k(r))``, with no encoder to learn,
+    and a target is predicted by ``Σ_k P(k | C) σ(r_k(a) − r_k(b))``. Training maximises each episode's
+    marginal likelihood ``Σ_k (1/K) Π_t σ(Δ_k(t))`` over all its targets jointly (a mixture of BT models
+    fitted EM-style by gradient descent), so the heads specialise to groups of users without type labels.
+    ``encode`` returns the posterior ``(B, K)`` in place of ``z``.
+    """
+
+    def __init__(self, config: NPModelConfig) -> None:
+        super().__init__(config)
+        h = config.hidden
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(h, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Linear(h, 1))
+            for _ in range(config.num_components)
+        )
+
+    @property
+    def is_conditional(self) -> bool:
+        return True
+
+    @property
+    def num_components(self) -> int:
+        return self.config.num_components
+
+    def component_rewards(self, features: torch.Tensor) -> torch.Tensor:
+        """Rewards ``(n, K)`` of ``n`` options ``(n, d)`` under every head (no feature dropout)."""
+        t = self.target_encoder(features)
+        return torch.cat([head(t) for head in self.heads], dim=-1)
+
+    def head(self, t: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """Expected reward ``(n, 1)`` under posterior weights ``z`` ``(n, K)`` (uniform if ``None``)."""
+        r = torch.cat([head(t) for head in self.heads], dim=-1)
+        w = torch.full_like(r, 1.0 / self.num_components) if z is None else z
+        return (r * w).sum(-1, keepdim=True)
+
+    def component_margins(self, pairs: torch.Tensor) -> torch.Tensor:
+        """``r_k(first) − r_k(second)`` ``(n, K)`` of pairs ``(n, 2, d)`` (feature dropout in training)."""
+        n = pairs.shape[0]
+        r = self.component_rewards(self.drop_features(pairs).reshape(2 * n, -1)).reshape(n, 2, -1)
+        return r[:, 0] - r[:, 1]
+
+    def _log_likelihoods(self, pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``Σ log σ(Δ_k)`` over each episode's valid pairs -> ``(B, K)`` (zero for an empty episode)."""
+        out = pairs.new_zeros(mask.shape[0], self.num_components)
+        if mask.numel() == 0 or not bool(mask.any()):
+            return out
+        return out.index_add(0, mask.nonzero()[:, 0], F.logsigmoid(self.component_margins(pairs[mask])))
+
+    def encode(self, pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior ``P(k | C)`` ``(B, K)``; uniform for an empty context."""
+        return torch.softmax(self._log_likelihoods(pairs, mask), dim=-1)
+
+    def target_probabilities(
+        self, batch: EpisodeBatch, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        post = self.encode(batch.context, batch.context_mask)
+        rows = batch.target_mask.nonzero()[:, 0]
+        p = torch.sigmoid(self.component_margins(batch.targets[batch.target_mask]))
+        return (p * post[rows]).sum(-1)
+
+    def loss(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
+        """Negative marginal log-likelihood of each episode's targets under the mixture, per target."""
+        ll = self._log_likelihoods(batch.targets, batch.target_mask)
+        counts = batch.target_mask.sum(1).clamp(min=1).to(ll.dtype)
+        nll = (math.log(self.num_components) - torch.logsumexp(ll, dim=-1)) / counts
+        return {"loss": nll.mean(), "nll": nll.mean()}
+
+
+RewardModel = BTLRewardModel | NPBTLRewardModel | MixtureBTLRewardModel
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -324,7 +400,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def build_model(config: NPModelConfig, seed: int | None = 0) -> RewardModel:
     """Construct the model named by ``config.kind`` with weights initialised from ``seed`` (without
     disturbing the global torch RNG)."""
-    cls = NPBTLRewardModel if config.kind == "np-btl" else BTLRewardModel
+    cls = {"np-btl": NPBTLRewardModel, "btl": BTLRewardModel, "mixture-btl": MixtureBTLRewardModel}[
+        config.kind
+    ]
     if seed is None:
         return cls(config)
     with torch.random.fork_rng(devices=[]):

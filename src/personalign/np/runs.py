@@ -24,7 +24,7 @@ from personalign.np.models import RewardModel, build_model, load_model, resolve_
 from personalign.np.tasks import get_task
 from personalign.np.trainer import NPTrainer, ProgressHook
 
-MODEL_NAMES = ("np-btl", "btl", "oracle")
+MODEL_NAMES = ("np-btl", "btl", "oracle", "mixture-btl")
 
 
 def train_run(
@@ -41,15 +41,15 @@ def train_run(
     progress: ProgressHook | None = None,
     model_overrides: Mapping[str, Any] | None = None,
 ) -> NPTrainer:
-    """Meta-train ``model`` (``np-btl``, ``btl`` or ``oracle`` = BTL on type ``oracle_type`` only) on
-    task ``task_name`` and write the run folder ``out``. ``overrides`` replace training-config fields,
-    ``model_overrides`` model-config fields (e.g. ``{"latent": True}``)."""
+    """Meta-train ``model`` (``np-btl``, ``mixture-btl``, ``btl`` or ``oracle`` = BTL on type
+    ``oracle_type`` only) on task ``task_name`` and write the run folder ``out``. ``overrides``
+    replace training-config fields, ``model_overrides`` model-config fields (e.g. ``{"latent": True}``)."""
     if model not in MODEL_NAMES:
         raise ValueError(f"unknown model {model!r}; available: {', '.join(MODEL_NAMES)}")
     task = get_task(task_name)
     topts = dict(task_options or {})
     source = task.build_source(seed=int(topts.pop("data_seed", 0)), data_dir=data_dir, **topts)
-    kind = "btl" if model in ("btl", "oracle") else "np-btl"
+    kind = "btl" if model in ("btl", "oracle") else model
     mcfg = task.model_config(kind, source.feature_dim)
     if model_overrides:
         mcfg = replace(mcfg, **dict(model_overrides))

@@ -143,6 +143,10 @@ def condition_model(
         x = torch.from_numpy(pairs).to(dev).unsqueeze(0)
         mask = torch.ones(1, pairs.shape[0], dtype=torch.bool, device=dev)
         enc = model.encode(x, mask)
+        from personalign.np.models import MixtureBTLRewardModel
+
+        if isinstance(model, MixtureBTLRewardModel):  # enc is the posterior over the heads
+            return UserState(model, None, int(pairs.shape[0]), featurizer, weights=enc[0])
         z = None
         if enc is not None:
             from personalign.np.models import Gaussian
@@ -166,12 +170,16 @@ class UserState:
             ``None`` for unconditional models.
         num_context: how many context pairs it was computed from.
         featurizer: turns ``(prompt, response)`` strings into features (text tasks).
+        weights: ``(K,)`` posterior over the heads of a ``mixture-btl`` model (``None`` otherwise):
+            rewards are the posterior-weighted mean of the heads' rewards, preference probabilities
+            the posterior-weighted mean of the heads' probabilities.
     """
 
     model: RewardModel
     z: torch.Tensor | None
     num_context: int
     featurizer: Featurizer | None = None
+    weights: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # Fold the z half of the head's first Linear into a per-user bias (computed once).
@@ -210,10 +218,12 @@ class UserState:
         return check_features(x, self.feature_dim, what=what)
 
     def _rewards_tensor(self, feats: np.ndarray) -> torch.Tensor:
-        """``(S, n)`` rewards (``S`` latent samples, 1 otherwise)."""
+        """``(S, n)`` rewards (``S`` latent samples or mixture heads, 1 otherwise)."""
         m = self.model
         with torch.no_grad():
             x = torch.from_numpy(feats).to(self._device)  # type: ignore[attr-defined]
+            if self.weights is not None:
+                return m.component_rewards(x).T  # type: ignore[union-attr]
             t = m.target_encoder(x)  # (n, h)
             head = m.reward_head
             bias = self._bias  # type: ignore[attr-defined]
@@ -231,11 +241,16 @@ class UserState:
 
         Call as ``reward(features)`` with ``(n, d)`` features, or ``reward(prompt, responses)`` /
         ``reward(prompts, responses)`` with text when the state has a featurizer. Latent models return
-        the mean reward over their ``z`` samples.
+        the mean reward over their ``z`` samples, mixture models the posterior-weighted mean over heads.
         """
         feats = self._features(features_or_prompts, responses, "responses")
-        r = self._rewards_tensor(feats)
-        return (r[0] if r.shape[0] == 1 else r.mean(0)).cpu().numpy()
+        return self._average(self._rewards_tensor(feats)).cpu().numpy()
+
+    def _average(self, rows: torch.Tensor) -> torch.Tensor:
+        """Average ``(S, n)`` over its rows: posterior-weighted for a mixture, uniform otherwise."""
+        if self.weights is not None:
+            return (self.weights.unsqueeze(1) * rows).sum(0)
+        return rows[0] if rows.shape[0] == 1 else rows.mean(0)
 
     def preference_probability(self, *args: Any) -> np.ndarray:
         """``P(a > b)`` for each pair: ``(a, b)`` feature arrays ``(n, d)``, or ``(prompt, a, b)`` texts."""
@@ -251,7 +266,7 @@ class UserState:
             raise FeatureDimensionError(f"a has {len(fa)} options but b has {len(fb)}")
         r = self._rewards_tensor(np.concatenate([fa, fb]))
         n = fa.shape[0]
-        return torch.sigmoid(r[:, :n] - r[:, n:]).mean(0).cpu().numpy()
+        return self._average(torch.sigmoid(r[:, :n] - r[:, n:])).cpu().numpy()
 
     def prefers(self, *args: Any) -> np.ndarray:
         """Whether the user prefers ``a`` over ``b`` (``P(a > b) > 0.5``), elementwise; same arguments as

@@ -4,6 +4,7 @@ For one text task (:mod:`personalign.np.text_tasks`) this trains, on the same ep
 
 * ``btl``: one unconditional BTL model on every type's episodes (pooled, "mixed");
 * ``np-btl``: the NP-BTL model;
+* ``mixture-btl``: the discrete-latent conditional model (``K`` BT heads, Bayes posterior; ours);
 * ``oracle:<type>``: one BTL model per type, trained on that type's labels only (upper bound);
 * ``oracle-mixture``: no model of its own: the oracles' posterior mixture given the context
   (:mod:`personalign.np.oracle_mixture`), what perfect conditioning on these features would reach,
@@ -79,6 +80,7 @@ class TextBenchConfig:
         max_context: ``C_max`` (training episodes get ``max(20, C_max)`` targets, the context a subset).
         eval_every: validation period in steps.
         patience: early-stopping patience in validations.
+        mixture_components: heads ``K`` of the ``mixture-btl`` model trained beside NP-BTL (0: skip it).
         oracles: also train one BTL oracle per type.
         oracle_epochs: epochs of each oracle (``None``: ``epochs``).
         val_episodes: size of the fixed validation set.
@@ -107,6 +109,7 @@ class TextBenchConfig:
     disjoint_train_context: bool = False
     eval_every: int = 50
     patience: int = 10
+    mixture_components: int = 4
     oracles: bool = True
     oracle_epochs: int | None = None
     val_episodes: int = 256
@@ -123,6 +126,7 @@ class TextBenchConfig:
             pooling=self.pooling,  # type: ignore[arg-type]
             latent=self.latent and kind == "np-btl",
             beta_kl=self.beta_kl,
+            num_components=max(1, self.mixture_components),
         )
 
     def training_config(
@@ -306,6 +310,8 @@ def run_text_bench(
     results: dict[str, Any] = {"accuracy": {}, "train_seconds": {}, "steps": {}}
     models: dict[str, RewardModel] = {}
     jobs: list[tuple[str, str, tuple[int, ...] | None]] = [("btl", "btl", None), ("np-btl", "np-btl", None)]
+    if cfg.mixture_components:
+        jobs.append(("mixture-btl", "mixture-btl", None))
     if cfg.oracles:
         jobs += [(f"oracle:{t}", "btl", (k,)) for k, t in enumerate(data.types)]
     for name, kind, types in jobs:
@@ -327,9 +333,9 @@ def run_text_bench(
                 "featurizer": asdict(fz.config),
             },
         )
-        sizes = cfg.context_sizes if kind == "np-btl" else (0,)
+        sizes = cfg.context_sizes if model.is_conditional else (0,)
         grid = accuracy_grid(model, data, cfg, context_sizes=sizes)
-        if kind != "np-btl":  # context-free: the same accuracy at every m
+        if not model.is_conditional:  # context-free: the same accuracy at every m
             grid = {t: {str(m): v["0"] for m in cfg.context_sizes} for t, v in grid.items()}
         results["accuracy"][name] = grid
         log(
@@ -380,6 +386,12 @@ def check_bar(doc: dict[str, Any]) -> dict[str, Any]:
         if ORACLE_MIXTURE in acc:
             row["oracle_mixture"] = acc[ORACLE_MIXTURE][t][m]["mean"]
         row["above_btl"] = bool(np_acc > row["btl"])
+        if "mixture-btl" in acc:
+            mix = acc["mixture-btl"][t][m]["mean"]
+            row["mixture_btl"] = mix
+            if "oracle" in row:
+                row["mixture_within_3pts_of_oracle"] = bool(mix >= row["oracle"] - 0.03)
+            row["mixture_above_btl"] = bool(mix > row["btl"])
         out[t] = row
     return out
 
@@ -484,6 +496,26 @@ def markdown_table(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {t} | {100 * row['btl']:.1f} | {100 * row['np_btl']:.1f} | {gap}{within} | {above} | {mix} |"
         )
+    if any("mixture_btl" in r for r in doc["bar"].values()):
+        lines += [
+            "",
+            f"The same bar for `mixture-btl` (discrete latent user type, ours) at m = {m}:",
+            "",
+            "| type | BTL | mixture-btl | oracle | mixture-btl − oracle | within 3 pts | above BTL |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t, row in doc["bar"].items():
+            oracle = row.get("oracle")
+            gap = (
+                "– | – | "
+                if oracle is None
+                else f"{100 * oracle:.1f} | {100 * (row['mixture_btl'] - oracle):+.1f} | "
+            )
+            within = "yes" if row.get("mixture_within_3pts_of_oracle") else "**no**"
+            above = "yes" if row["mixture_above_btl"] else "**no**"
+            lines.append(
+                f"| {t} | {100 * row['btl']:.1f} | {100 * row['mixture_btl']:.1f} | {gap}{within} | {above} |"
+            )
     if any("oracle_mixture" in r for r in doc["bar"].values()):
         lines += [
             "",
@@ -512,6 +544,9 @@ def plot_text(doc: dict[str, Any], path: Path) -> None:
         hi = [100 * g[str(m)]["ci"][1] for m in sizes]
         ax.plot(sizes, mean, "o-", label="NP-BTL")
         ax.fill_between(sizes, lo, hi, alpha=0.25)
+        if "mixture-btl" in doc["accuracy"]:
+            mb = [100 * doc["accuracy"]["mixture-btl"][t][str(m)]["mean"] for m in sizes]
+            ax.plot(sizes, mb, "^-", color="darkorange", ms=4, label="mixture-btl")
         if ORACLE_MIXTURE in doc["accuracy"]:
             mix = [100 * doc["accuracy"][ORACLE_MIXTURE][t][str(m)]["mean"] for m in sizes]
             ax.plot(sizes, mix, "s--", color="purple", ms=3, label="oracle mixture")
