@@ -174,3 +174,34 @@ def test_train_latent_variant_and_resume(tmp_path):
     res = runner.invoke(app, [*args, "--max-steps", "3", "--resume"])
     assert res.exit_code == 0, res.output
     assert json.loads((out / "model.json").read_text())["metadata"]["steps"] == 3
+
+
+def test_mixture_model_trains_evaluates_and_scores(tmp_path):
+    out = tmp_path / "mix"
+    args = ["np", "train", "--task", "synthetic", "--model", "mixture-btl", "--out", str(out)]
+    res = runner.invoke(
+        app, [*args, "--max-steps", "30", "--val-episodes", "32", "--no-eval", "--threads", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "model.json").read_text())["config"]["kind"] == "mixture-btl"
+    res = runner.invoke(app, ["np", "eval", str(out), "--episodes", "50", "--context-sizes", "0,5"])
+    assert res.exit_code == 0, res.output
+    acc = json.loads((out / "metrics.json").read_text())["average"]
+    assert acc["5"]["mean"] > acc["0"]["mean"] + 0.1  # the context identifies the user type
+    (tmp_path / "ctx.jsonl").write_text('{"chosen": [0.9], "rejected": [0.6]}\n')
+    (tmp_path / "pairs.jsonl").write_text('{"id": "p1", "a": [0.95], "b": [0.52]}\n')
+    res = runner.invoke(
+        app,
+        [
+            "np",
+            "score",
+            "--model",
+            str(out),
+            "--context",
+            str(tmp_path / "ctx.jsonl"),
+            "--pairs",
+            str(tmp_path / "pairs.jsonl"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert '"prefers": "a"' in res.output
