@@ -491,6 +491,10 @@ class OpinionTrainConfig:
         patience: early-stopping patience in validations.
         seed: training seed.
         num_threads: torch CPU threads.
+        population_feature: append the option's Pew population share to its features.
+        model_kind: ``"np-btl"`` or ``"mixture-btl"`` (discrete latent user type with
+            ``mixture_components`` heads).
+        mixture_components: heads of the ``mixture-btl`` model.
     """
 
     embedder: str = "minilm"
@@ -510,6 +514,8 @@ class OpinionTrainConfig:
     seed: int = 0
     num_threads: int | None = None
     population_feature: bool = False
+    model_kind: str = "np-btl"
+    mixture_components: int = 4
 
 
 def opinion_features(
@@ -557,7 +563,13 @@ def train_opinions(
         population = opinionqa_population_reference(ub, data_dir)
     qf = opinion_features(ub, fz, population)
     source = OpinionEpisodeSource(ub, {"train": part["train"], "val": part["val"]}, qf)
-    mcfg = NPModelConfig(kind="np-btl", feature_dim=qf.dim, hidden=cfg.hidden, pair_encoder_layers=1)
+    mcfg = NPModelConfig(
+        kind=cfg.model_kind,  # type: ignore[arg-type]
+        feature_dim=qf.dim,
+        hidden=cfg.hidden,
+        pair_encoder_layers=1,
+        num_components=cfg.mixture_components,
+    )
     tcfg = NPTrainingConfig(
         lr=cfg.lr,
         batch_episodes=cfg.batch_episodes,
