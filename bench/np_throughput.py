@@ -7,7 +7,8 @@ Measures, in one run and on the same random features:
   (``Linear(d,h)-ReLU-Linear(h,h)-Linear(h,h)-BN-ReLU-Linear(h,1)``, eval mode, ``torch.no_grad``): the
   ratio NP-BTL / MLP is the price of personalisation at scoring time;
 * the same for the naive NP scoring path (concatenate ``[t; z]`` per response, no folded bias);
-* conditioning latency per user (``model.condition``) for m = 0, 1, 5, 10 context pairs.
+* the same for ``mixture-btl`` with ``--components`` heads (its ``state.reward`` runs every head);
+* conditioning latency per user (``model.condition``) for m = 0, 1, 5, 10 context pairs, both models.
 
 Usage::
 
@@ -25,6 +26,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--batches", default="16,256,4096", help="responses scored per call")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--components", type=int, default=4, help="heads of the mixture-btl model")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
@@ -73,6 +76,7 @@ def main() -> None:
     d, h = args.dim, args.hidden
     cfg = NPModelConfig(kind="np-btl", feature_dim=d, hidden=h, pair_encoder_layers=1 if d > 1 else 2)
     model = build_model(cfg, seed=0).eval()
+    mixture = build_model(replace(cfg, kind="mixture-btl", num_components=args.components), seed=0).eval()
     mlp = nn.Sequential(
         nn.Linear(d, h),
         nn.ReLU(),
@@ -85,6 +89,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ctx = rng.standard_normal((10, 2, d)).astype(np.float32)
     state = model.condition(ctx)
+    mix_state = mixture.condition(ctx)
     scoring_params = count_parameters(model.target_encoder) + count_parameters(model.reward_head)
     rows = []
     for n in (int(x) for x in args.batches.split(",")):
@@ -101,6 +106,7 @@ def main() -> None:
         r_mlp = _best_rate(mlp_fn, n, args.repeats)
         r_np = _best_rate(lambda feats=feats: state.reward(feats), n, args.repeats)
         r_naive = _best_rate(naive_fn, n, args.repeats)
+        r_mix = _best_rate(lambda feats=feats: mix_state.reward(feats), n, args.repeats)
         rows.append(
             {
                 "responses_per_call": n,
@@ -109,12 +115,15 @@ def main() -> None:
                 "np_naive_per_s": r_naive,
                 "ratio_np_over_mlp": r_np / r_mlp,
                 "ratio_naive_over_mlp": r_naive / r_mlp,
+                "mixture_per_s": r_mix,
+                "ratio_mixture_over_mlp": r_mix / r_mlp,
             }
         )
-    latency = {}
+    latency, mix_latency = {}, {}
     for m in (0, 1, 5, 10):
         c = ctx[:m]
         latency[str(m)] = _latency_ms(lambda c=c: model.condition(c), repeats=50)
+        mix_latency[str(m)] = _latency_ms(lambda c=c: mixture.condition(c), repeats=50)
     result = {
         "feature_dim": d,
         "hidden": h,
@@ -123,6 +132,8 @@ def main() -> None:
         "mlp_params": count_parameters(mlp),
         "scoring": rows,
         "condition_latency_ms": latency,
+        "mixture_components": args.components,
+        "mixture_condition_latency_ms": mix_latency,
         "loadavg": os.getloadavg(),
         "torch": torch.__version__,
     }
@@ -136,17 +147,20 @@ def main() -> None:
     )
     print(
         "| responses/call | plain MLP (resp/s) | NP-BTL state.reward (resp/s) | ratio "
-        "| naive [t;z] path (resp/s) | ratio |"
+        f"| naive [t;z] path (resp/s) | ratio | mixture-btl K={args.components} (resp/s) | ratio |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['responses_per_call']} | {r['mlp_per_s']:,.0f} | {r['np_btl_per_s']:,.0f} | "
-            f"{r['ratio_np_over_mlp']:.2f} | {r['np_naive_per_s']:,.0f} | {r['ratio_naive_over_mlp']:.2f} |"
+            f"{r['ratio_np_over_mlp']:.2f} | {r['np_naive_per_s']:,.0f} | {r['ratio_naive_over_mlp']:.2f} | "
+            f"{r['mixture_per_s']:,.0f} | {r['ratio_mixture_over_mlp']:.2f} |"
         )
     print(
         "conditioning latency per user (median ms): "
         + ", ".join(f"m={m}: {v:.2f}" for m, v in latency.items())
+        + "; mixture-btl: "
+        + ", ".join(f"m={m}: {v:.2f}" for m, v in mix_latency.items())
     )
     if args.json:
         with open(args.json, "w") as fh:
