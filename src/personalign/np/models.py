@@ -341,14 +341,16 @@ class MixtureBTLRewardModel(RewardModelBase):
     def num_components(self) -> int:
         return self.config.num_components
 
+    def _head_rewards(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(t) for head in self.heads], dim=-1)
+
     def component_rewards(self, features: torch.Tensor) -> torch.Tensor:
         """Rewards ``(n, K)`` of ``n`` options ``(n, d)`` under every head (no feature dropout)."""
-        t = self.target_encoder(features)
-        return torch.cat([head(t) for head in self.heads], dim=-1)
+        return self._head_rewards(self.target_encoder(features))
 
     def head(self, t: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """Expected reward ``(n, 1)`` under posterior weights ``z`` ``(n, K)`` (uniform if ``None``)."""
-        r = torch.cat([head(t) for head in self.heads], dim=-1)
+        r = self._head_rewards(t)
         w = torch.full_like(r, 1.0 / self.num_components) if z is None else z
         return (r * w).sum(-1, keepdim=True)
 

@@ -6,8 +6,8 @@ For one text task (:mod:`personalign.np.text_tasks`) this trains, on the same ep
 * ``np-btl``: the NP-BTL model;
 * ``mixture-btl``: the discrete-latent conditional model (``K`` BT heads, Bayes posterior; ours);
 * ``oracle:<type>``: one BTL model per type, trained on that type's labels only (upper bound);
-* ``oracle-mixture``: no model of its own: the oracles' posterior mixture given the context
-  (:mod:`personalign.np.oracle_mixture`), what perfect conditioning on these features would reach,
+* ``oracle-mixture``: no model of its own: Bayes' rule over the calibrated oracles given the context
+  (:mod:`personalign.np.oracle_mixture`), a reference for what conditioning on these features reaches;
 
 then scores every model on identical test episodes per type and context size ``m`` (targets disjoint
 from the context), and writes ``text_<task>.json``, ``text_<task>.md`` and ``text_<task>.png``.
