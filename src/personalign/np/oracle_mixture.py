@@ -74,10 +74,13 @@ def type_posterior(
     (uniform for ``m = 0``); ``scales`` multiply each oracle's reward differences (default 1)."""
     if not oracles:
         raise NPInputError("the oracle mixture needs at least one oracle")
-    if len(context) == 0:
-        return np.full(len(oracles), 1.0 / len(oracles))
-    logits = _pair_logits(oracles, context) * _scales(oracles, scales)
-    ll = _log_sigmoid(logits).sum(axis=1)
+    return _posterior(_pair_logits(oracles, context) * _scales(oracles, scales))
+
+
+def _posterior(context_logits: np.ndarray) -> np.ndarray:
+    """Bayes' rule with a uniform prior from the ``(J, m)`` scaled reward differences of a context
+    (uniform for ``m = 0``)."""
+    ll = _log_sigmoid(context_logits).sum(axis=1)
     w = np.exp(ll - ll.max())
     return w / w.sum()
 
@@ -85,12 +88,18 @@ def type_posterior(
 def mixture_accuracies(
     oracles: Sequence[RewardModel], episodes: Sequence[Episode], scales: np.ndarray | None = None
 ) -> np.ndarray:
-    """Per-episode target accuracy ``(len(episodes),)`` of the posterior mixture (tie = 0.5)."""
-    s = _scales(oracles, scales)
+    """Per-episode target accuracy ``(len(episodes),)`` of the posterior mixture (tie = 0.5). Every
+    oracle scores all the episodes' pairs in one pass."""
+    if not oracles:
+        raise NPInputError("the oracle mixture needs at least one oracle")
+    if not episodes:
+        return np.empty(0)
+    parts = [e.context for e in episodes] + [e.targets for e in episodes]
+    logits = _pair_logits(oracles, np.concatenate(parts)) * _scales(oracles, scales)
+    chunks = np.split(logits, np.cumsum([len(x) for x in parts])[:-1], axis=1)
     out = np.empty(len(episodes))
-    for i, e in enumerate(episodes):
-        post = type_posterior(oracles, e.context, scales)
-        p = post @ (1.0 / (1.0 + np.exp(-_pair_logits(oracles, e.targets) * s)))
+    for i, (ctx, tgt) in enumerate(zip(chunks[: len(episodes)], chunks[len(episodes) :], strict=True)):
+        p = _posterior(ctx) @ (1.0 / (1.0 + np.exp(-tgt)))
         out[i] = float(np.mean((p > 0.5) + 0.5 * (p == 0.5)))
     return out
 
