@@ -479,43 +479,19 @@ def markdown_table(doc: dict[str, Any]) -> str:
             lines.append(f"| {n} | " + " | ".join(row) + " |")
         lines.append("")
     m = doc["context_sizes"][-1]
-    lines += [
+    lines += _bar_table(
+        doc,
         f"Bar (NP-BTL at m = {m} within 3 points of the type's oracle, and above BTL):",
-        "",
-        "| type | BTL | NP-BTL | oracle | NP-BTL − oracle | within 3 pts | above BTL | oracle mixture |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for t, row in doc["bar"].items():
-        oracle = row.get("oracle")
-        gap = "– | – | "
-        if oracle is not None:
-            gap = f"{100 * oracle:.1f} | {100 * (row['np_btl'] - oracle):+.1f} | "
-        within = "yes" if row.get("within_3pts_of_oracle") else "**no**"
-        above = "yes" if row["above_btl"] else "**no**"
-        mix = f"{100 * row['oracle_mixture']:.1f}" if "oracle_mixture" in row else "–"
-        lines.append(
-            f"| {t} | {100 * row['btl']:.1f} | {100 * row['np_btl']:.1f} | {gap}{within} | {above} | {mix} |"
-        )
+        ("NP-BTL", "np_btl", "within_3pts_of_oracle", "above_btl"),
+        oracle_mixture=True,
+    )
     if any("mixture_btl" in r for r in doc["bar"].values()):
-        lines += [
-            "",
+        lines.append("")
+        lines += _bar_table(
+            doc,
             f"The same bar for `mixture-btl` (discrete latent user type, ours) at m = {m}:",
-            "",
-            "| type | BTL | mixture-btl | oracle | mixture-btl − oracle | within 3 pts | above BTL |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for t, row in doc["bar"].items():
-            oracle = row.get("oracle")
-            gap = (
-                "– | – | "
-                if oracle is None
-                else f"{100 * oracle:.1f} | {100 * (row['mixture_btl'] - oracle):+.1f} | "
-            )
-            within = "yes" if row.get("mixture_within_3pts_of_oracle") else "**no**"
-            above = "yes" if row["mixture_above_btl"] else "**no**"
-            lines.append(
-                f"| {t} | {100 * row['btl']:.1f} | {100 * row['mixture_btl']:.1f} | {gap}{within} | {above} |"
-            )
+            ("mixture-btl", "mixture_btl", "mixture_within_3pts_of_oracle", "mixture_above_btl"),
+        )
     if any("oracle_mixture" in r for r in doc["bar"].values()):
         lines += [
             "",
@@ -525,6 +501,35 @@ def markdown_table(doc: dict[str, Any]) -> str:
         ]
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _bar_table(
+    doc: dict[str, Any], title: str, keys: tuple[str, str, str, str], oracle_mixture: bool = False
+) -> list[str]:
+    """The bar of one conditional model; ``keys`` = (label, accuracy, within-3-points, above-BTL) keys
+    of :func:`check_bar`'s rows."""
+    label, value, within_key, above_key = keys
+    mix_head, mix_rule = (" oracle mixture |", "---|") if oracle_mixture else ("", "")
+    lines = [
+        title,
+        "",
+        f"| type | BTL | {label} | oracle | {label} − oracle | within 3 pts | above BTL |{mix_head}",
+        "|---|---|---|---|---|---|---|" + mix_rule,
+    ]
+    for t, row in doc["bar"].items():
+        oracle = row.get("oracle")
+        gap = "– | – | "
+        if oracle is not None:
+            gap = f"{100 * oracle:.1f} | {100 * (row[value] - oracle):+.1f} | "
+        within = "yes" if row.get(within_key) else "**no**"
+        above = "yes" if row[above_key] else "**no**"
+        mix = ""
+        if oracle_mixture:
+            mix = f" {100 * row['oracle_mixture']:.1f} |" if "oracle_mixture" in row else " – |"
+        lines.append(
+            f"| {t} | {100 * row['btl']:.1f} | {100 * row[value]:.1f} | {gap}{within} | {above} |{mix}"
+        )
+    return lines
 
 
 def plot_text(doc: dict[str, Any], path: Path) -> None:
