@@ -119,11 +119,12 @@ def select_prompts(pairs: Sequence[Any], cfg: BestOfNConfig) -> list[dict[str, s
     return out
 
 
-def generated_ids(path: Path) -> set[str]:
-    """Ids of the prompts already in a ``generations.jsonl`` (empty if the file does not exist)."""
+def read_generations(path: Path) -> dict[str, dict[str, Any]]:
+    """``{prompt id: record}`` of a ``generations.jsonl`` (empty if the file does not exist)."""
     if not path.exists():
-        return set()
-    return {json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()}
+        return {}
+    records = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {rec["id"]: rec for rec in records}
 
 
 class _NoLM:
@@ -139,15 +140,12 @@ def generate_candidates(
     cfg: BestOfNConfig,
     path: Path,
     progress: Callable[[int, int], None] | None = None,
+    done: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Sample ``n_max`` responses per prompt (seeds derived from ``seed`` and the prompt id); finished
-    prompts are appended to ``path`` (JSONL) and skipped when it is re-run."""
-    done: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["id"]] = rec
+    prompts are appended to ``path`` (JSONL) and skipped when it is re-run. ``done``: the records
+    already in ``path`` when the caller has read them (:func:`read_generations`)."""
+    done = dict(read_generations(path) if done is None else done)
     with path.open("a") as f:
         for n, p in enumerate(prompts):
             if p["id"] not in done:
@@ -310,8 +308,8 @@ def run_best_of_n(
         raise ValueError(f"model task {task.name!r} has no user type {missing[0]!r}; its types: {task.types}")
     pairs = load_text_pairs(data_dir, task.sources)
     prompts = select_prompts(pairs, cfg)
+    done = read_generations(out / "generations.jsonl")
     if not cfg.generate_missing:
-        done = generated_ids(out / "generations.jsonl")
         prompts = [p for p in prompts if p["id"] in done]
         if not prompts:
             raise FileNotFoundError(f"{out / 'generations.jsonl'}: no generated prompts to score")
@@ -322,7 +320,7 @@ def run_best_of_n(
         from personalign.lm.factory import get_lm
 
         lm = get_lm(cfg.lm, batch_invariant=False, batch_size=cfg.n_max)
-    cands = generate_candidates(lm, prompts, cfg, out / "generations.jsonl", progress)
+    cands = generate_candidates(lm, prompts, cfg, out / "generations.jsonl", progress, done)
     cand_feats = [
         fz.features(
             [c["prompt"]] * len(c["responses"]), [r if r.strip() else "(empty)" for r in c["responses"]]
