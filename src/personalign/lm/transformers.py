@@ -405,18 +405,17 @@ class TransformersLM:
             groups: dict[tuple[int, ...], list[int]] = {}
             for i in order:
                 groups.setdefault(tuple(prompts[i]), []).append(i)
-            for idx in groups.values():
-                for i, res in zip(
-                    idx, self._decode_shared(prompts[idx[0]], [distinct[i] for i in idx]), strict=True
-                ):
-                    out[i] = res
+            batches = list(groups.values())
         else:
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b : b + self.batch_size]
-                for i, res in zip(
-                    idx, self._decode([prompts[i] for i in idx], [distinct[i] for i in idx]), strict=True
-                ):
-                    out[i] = res
+            batches = [order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+        for idx in batches:
+            reqs = [distinct[i] for i in idx]
+            if self.batch_invariant:
+                res = self._decode_shared(prompts[idx[0]], reqs)
+            else:
+                res = self._decode([prompts[i] for i in idx], reqs)
+            for i, r in zip(idx, res, strict=True):
+                out[i] = r
         results = [out[unique[r]] for r in requests]
         final = [r for r in results if r is not None]
         self.usage.calls += len(requests)
