@@ -10,10 +10,8 @@ from personalign.np.config import NPModelConfig
 from personalign.np.episodes import Episode, collate
 from personalign.np.evaluate import evaluate_grid
 from personalign.np.models import MixtureBTLRewardModel, build_model, load_model
-from personalign.np.synthetic import synthetic_training_config
-from personalign.np.trainer import NPTrainer
 
-from .conftest import tiny_config
+from .conftest import short_synthetic_fit, tiny_config
 
 
 def _model(k: int = 3) -> MixtureBTLRewardModel:
@@ -77,18 +75,7 @@ def test_config_rejects_no_components():
 def test_short_synthetic_run_identifies_the_user_type(synth):
     """Two heads on the synthetic task (two user types): ≥ 95 % at m = 5 after 200 steps."""
     model = build_model(NPModelConfig(kind="mixture-btl", feature_dim=1, hidden=64, num_components=2), seed=0)
-    cfg = synthetic_training_config(
-        lr=3e-3,
-        max_steps=200,
-        epochs=1,
-        episodes_per_epoch=6400,
-        batch_episodes=32,
-        warmup_steps=10,
-        eval_every=0,
-        seed=0,
-        device="cpu",
-    )
-    NPTrainer(model, cfg).fit(synth)
+    short_synthetic_fit(model, synth)
     grid = evaluate_grid(model, synth, context_sizes=(0, 5), episodes=200)
     assert grid.average[5].mean >= 0.95
     assert grid.average[0].mean <= 0.80

@@ -10,10 +10,9 @@ import torch
 from personalign.np.config import NPModelConfig, NPTrainingConfig
 from personalign.np.evaluate import evaluate_grid
 from personalign.np.models import build_model
-from personalign.np.synthetic import synthetic_training_config
 from personalign.np.trainer import NPTrainer
 
-from .conftest import tiny_config
+from .conftest import short_synthetic_fit, tiny_config
 
 TINY = NPTrainingConfig(
     lr=1e-3,
@@ -44,18 +43,7 @@ def test_short_synthetic_run_beats_the_unconditional_ceiling(synth):
     """200 steps of a 64-wide NP-BTL (≈ 20 s on a loaded 2-core machine) must reach ≥ 90 % at m = 5
     and ≥ 95 % at m = 10 (no unconditional model can exceed 75 %)."""
     model = build_model(NPModelConfig(feature_dim=1, hidden=64, num_heads=4), seed=0)
-    cfg = synthetic_training_config(
-        lr=3e-3,
-        max_steps=200,
-        epochs=1,
-        episodes_per_epoch=6400,
-        batch_episodes=32,
-        warmup_steps=10,
-        eval_every=0,
-        seed=0,
-        device="cpu",
-    )
-    NPTrainer(model, cfg).fit(synth)
+    short_synthetic_fit(model, synth)
     grid = evaluate_grid(model, synth, context_sizes=(0, 5, 10), episodes=200)
     assert grid.average[5].mean >= 0.90
     assert grid.average[10].mean >= 0.95
