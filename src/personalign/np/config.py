@@ -51,8 +51,8 @@ class NPModelConfig:
         train_z_from: latent variant only: sample ``z`` in training from the ``"target"`` posterior
             (standard NP ELBO, ours) or the ``"context"`` posterior (reference code).
         eval_samples: latent variant only: ``z`` samples averaged at evaluation/inference time.
-        num_components: ``mixture-btl`` only: number of reward heads ``K`` (latent user types). It
-            need not equal the number of simulated types: unused heads get little posterior mass.
+        num_components: ``mixture-btl`` only: number of reward heads ``K`` (latent user types); it
+            need not equal the number of simulated types (K = 4 and 8 score alike on ``mix4``).
     """
 
     kind: Literal["np-btl", "btl", "mixture-btl"] = "np-btl"
