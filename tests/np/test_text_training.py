@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from personalign.embed.hashing import HashingEmbedder
+from personalign.np.episodes import evaluation_episodes
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
 from personalign.np.text_bench import (
     TextBenchConfig,
     TextData,
     accuracy_grid,
     oracle_mixture_grid,
+    source_accuracy,
     train_model,
 )
 from personalign.np.text_tasks import build_splits, episode_source, get_text_task
@@ -112,3 +114,55 @@ def test_bench_config_passes_model_settings_to_np_btl_only():
     assert (tcfg.max_context, tcfg.num_targets) == (40, 40)  # the context is drawn from the targets
     tcfg = TextBenchConfig(max_context=40, disjoint_train_context=True).training_config(1000)
     assert (tcfg.num_targets, tcfg.disjoint_train_context) == (20, True)
+
+
+def test_source_breakdown_shows_where_the_types_conflict():
+    # chosen = the longer response on both sources: `faithful` is "prefer longer" everywhere, and
+    # `harmless_contrarian` is "prefer longer" on helpful pairs but "prefer shorter" on harmless ones
+    rng = random.Random(1)
+    pairs = []
+    for i in range(600):
+        source = "helpful" if i % 2 else "harmless"
+        long = " ".join(rng.choices(VOCAB, k=rng.randint(20, 60)))
+        short = " ".join(rng.choices(VOCAB, k=rng.randint(2, 8)))
+        pairs.append(TextPair(f"{source}:{i:05d}", f"question {i}", long, short, source))
+    fz = TextFeaturizer(HashingEmbedder(32), FeaturizerConfig(length_feature=True))
+    task = get_text_task("hh_flip")
+    feats = fz.featurize([(p.prompt, p.a, p.b) for p in pairs])
+    splits = build_splits(task, pairs, feats)
+    data = TextData(splits, episode_source(splits, task), fz, task.types, feats.identical_fraction())
+    cfg = TextBenchConfig(
+        task="hh_flip",
+        hidden=32,
+        lr=3e-3,
+        epochs=1,
+        episodes_per_epoch=32 * 30,
+        batch_episodes=32,
+        eval_every=10,
+        val_episodes=32,
+        eval_episodes=30,
+        context_sizes=(0, 5),
+        num_threads=1,
+    )
+    oracle, _ = train_model("btl", data, cfg, type_indices=(0,))  # the `faithful` oracle: longer wins
+    by_source = source_accuracy(oracle, data, cfg, 0)
+    assert by_source["faithful"]["helpful"] > 0.9 and by_source["faithful"]["harmless"] > 0.9
+    assert by_source["harmless_contrarian"]["helpful"] > 0.9
+    assert by_source["harmless_contrarian"]["harmless"] < 0.1  # the one place the types disagree
+    # the per-source accuracies are the grid's accuracy split by source (same episodes, same targets)
+    grid = accuracy_grid(oracle, data, cfg, context_sizes=(0,))
+    test_sources = [p.source for p in data.splits["test"].pairs]
+    for t in task.types:
+        episodes = evaluation_episodes(
+            data.source,
+            seed=cfg.eval_seed,
+            split="test",
+            type_index=task.types.index(t),
+            num_context=0,
+            n=cfg.eval_episodes,
+            num_targets=cfg.eval_targets,
+        )
+        ids = np.concatenate([e.target_ids for e in episodes])
+        share = np.mean([test_sources[i] == "helpful" for i in ids])
+        pooled = share * by_source[t]["helpful"] + (1 - share) * by_source[t]["harmless"]
+        assert pooled == pytest.approx(grid[t]["0"]["mean"], abs=1e-9)

@@ -84,21 +84,29 @@ class GridResult:
 
 
 @torch.no_grad()
+def target_correctness(
+    model: RewardModel, episodes: Sequence[Episode], *, batch_size: int = 500, seed: int = 0
+) -> list[np.ndarray]:
+    """Per episode, the score of each target in eval mode: 1 if ``r(chosen) > r(rejected)``, 0.5 on a
+    tie, else 0 (aligned with the episode's ``target_ids``)."""
+    model.eval()
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    out: list[np.ndarray] = []
+    for i in range(0, len(episodes), batch_size):
+        chunk = episodes[i : i + batch_size]
+        # one probability per real (unpadded) target, episode by episode
+        p = model.target_probabilities(collate(chunk).to(model.device), generator=gen)
+        correct = ((p > 0.5).double() + 0.5 * (p == 0.5).double()).cpu().numpy()
+        out += np.split(correct, np.cumsum([len(e.target_ids) for e in chunk])[:-1])
+    return out
+
+
 def episode_accuracies(
     model: RewardModel, episodes: Sequence[Episode], *, batch_size: int = 500, seed: int = 0
 ) -> np.ndarray:
     """Per-episode target accuracy ``(len(episodes),)`` in eval mode."""
-    model.eval()
-    gen = torch.Generator(device=model.device).manual_seed(seed)
-    out = []
-    for i in range(0, len(episodes), batch_size):
-        b = collate(episodes[i : i + batch_size]).to(model.device)
-        p = model.target_probabilities(b, generator=gen)
-        correct = (p > 0.5).double() + 0.5 * (p == 0.5).double()
-        rows = b.target_mask.nonzero()[:, 0]
-        acc = torch.zeros(b.size, dtype=torch.float64, device=p.device).index_add(0, rows, correct)
-        out.append((acc / b.target_mask.sum(1).double()).cpu().numpy())
-    return np.concatenate(out)
+    scores = target_correctness(model, episodes, batch_size=batch_size, seed=seed)
+    return np.array([s.mean() for s in scores], dtype=np.float64)
 
 
 def evaluate_grid(

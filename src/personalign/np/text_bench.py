@@ -27,7 +27,7 @@ import numpy as np
 
 from personalign.np.config import NPModelConfig, NPTrainingConfig
 from personalign.np.episodes import Episode, EpisodeSource, evaluation_episodes
-from personalign.np.evaluate import episode_accuracies, seed_interval
+from personalign.np.evaluate import episode_accuracies, seed_interval, target_correctness
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
 from personalign.np.models import RewardModel, build_model
 from personalign.np.oracle_mixture import calibration_scales, mixture_accuracies
@@ -68,6 +68,8 @@ class TextBenchConfig:
             because without it every model memorises the ~4.6k training pairs within ~100 steps and
             early stopping keeps an undertrained model (docs/results-np.md).
         pooling: context pooling of NP-BTL, ``"sum"`` (spec) or ``"mean"``.
+        head: how ``z`` enters NP-BTL's reward head, ``"concat"`` (spec) or ``"film"`` (ours; see
+            ``NPModelConfig.head``).
         latent: the latent-variable NP-BTL (Gaussian ``z``, KL weight ``beta_kl``).
         beta_kl: KL weight of the latent variant.
         weight_decay: AdamW weight decay.
@@ -98,6 +100,7 @@ class TextBenchConfig:
     hidden: int = 256
     feature_dropout: float = 0.3
     pooling: str = "sum"
+    head: str = "concat"
     latent: bool = False
     beta_kl: float = 0.1
     weight_decay: float = 0.01
@@ -124,6 +127,7 @@ class TextBenchConfig:
             feature_dropout=self.feature_dropout,
             feature_dropout_keep_last=int(self.length_feature),
             pooling=self.pooling,  # type: ignore[arg-type]
+            head=self.head if kind == "np-btl" else "concat",  # type: ignore[arg-type]
             latent=self.latent and kind == "np-btl",
             beta_kl=self.beta_kl,
             num_components=max(1, self.mixture_components),
@@ -230,6 +234,37 @@ def accuracy_grid(
     )
 
 
+def source_accuracy(
+    model: RewardModel,
+    data: TextData,
+    cfg: TextBenchConfig,
+    num_context: int,
+    split: str = "test",
+) -> dict[str, dict[str, float]]:
+    """``{type: {source: accuracy}}`` over the targets of the same test episodes as the grid at context
+    size ``num_context``, grouped by the source of each target pair (``helpful``, ``harmless``, ``uf``).
+
+    It shows where the types conflict: ``faithful`` and ``harmless_contrarian`` agree on helpful and UF
+    pairs and disagree on every harmless one, so only the harmless column can reward conditioning.
+    """
+    sources = np.array([p.source for p in data.splits[split].pairs])
+    out: dict[str, dict[str, float]] = {}
+    for k, t in enumerate(data.types):
+        episodes = evaluation_episodes(
+            data.source,
+            seed=cfg.eval_seed,
+            split=split,
+            type_index=k,
+            num_context=num_context,
+            n=cfg.eval_episodes,
+            num_targets=cfg.eval_targets,
+        )
+        scores = np.concatenate(target_correctness(model, episodes, seed=cfg.eval_seed))
+        of = sources[np.concatenate([e.target_ids for e in episodes])]
+        out[t] = {src: float(scores[of == src].mean()) for src in sorted(set(of.tolist()))}
+    return out
+
+
 def oracle_mixture_grid(
     oracles: Sequence[RewardModel],
     data: TextData,
@@ -307,7 +342,7 @@ def run_text_bench(
     fz = TextFeaturizer(emb, FeaturizerConfig(length_feature=cfg.length_feature))
     data = prepare_text_task(cfg.task, fz, data_dir=data_dir)
     log(f"{cfg.task}: {data.counts} (identical embeddings: {data.identical_fraction:.3%})")
-    results: dict[str, Any] = {"accuracy": {}, "train_seconds": {}, "steps": {}}
+    results: dict[str, Any] = {"accuracy": {}, "by_source": {}, "train_seconds": {}, "steps": {}}
     models: dict[str, RewardModel] = {}
     jobs: list[tuple[str, str, tuple[int, ...] | None]] = [("btl", "btl", None), ("np-btl", "np-btl", None)]
     if cfg.mixture_components:
@@ -338,6 +373,10 @@ def run_text_bench(
         if not model.is_conditional:  # context-free: the same accuracy at every m
             grid = {t: {str(m): v["0"] for m in cfg.context_sizes} for t, v in grid.items()}
         results["accuracy"][name] = grid
+        lo, hi = cfg.context_sizes[0], cfg.context_sizes[-1]
+        first = source_accuracy(model, data, cfg, lo)
+        last = source_accuracy(model, data, cfg, hi) if model.is_conditional else first
+        results["by_source"][name] = {str(lo): first, str(hi): last}
         log(
             f"  {name}: {results['train_seconds'][name]}s, {trainer.step_} steps, "
             + ", ".join(
@@ -426,6 +465,17 @@ def aggregate_seeds(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "train_seconds": {k: round(float(np.mean([d["train_seconds"][k] for d in docs])), 1) for k in acc},
         "interval": "95% Student-t over training seeds",
     }
+    if all("by_source" in d for d in docs):
+        agg["by_source"] = {
+            model: {
+                m: {
+                    t: {src: float(np.mean([d["by_source"][model][m][t][src] for d in docs])) for src in row}
+                    for t, row in cells.items()
+                }
+                for m, cells in grid.items()
+            }
+            for model, grid in first["by_source"].items()
+        }
     agg["bar"] = check_bar(agg)
     agg["bar_per_seed"] = {str(d["config"]["seed"]): d["bar"] for d in docs}
     return agg
@@ -478,6 +528,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
             row = [f"{100 * doc['accuracy'][n][t]['0']['mean']:.1f}" for t in doc["types"]]
             lines.append(f"| {n} | " + " | ".join(row) + " |")
         lines.append("")
+    lines += _source_table(doc)
     m = doc["context_sizes"][-1]
     lines += _bar_table(
         doc,
@@ -501,6 +552,33 @@ def markdown_table(doc: dict[str, Any]) -> str:
         ]
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _source_table(doc: dict[str, Any]) -> list[str]:
+    """Accuracy (%) by the source of the target pair, at the smallest → largest ``m`` (if recorded)."""
+    by_source = doc.get("by_source")
+    if not by_source:
+        return []
+    lo, hi = str(doc["context_sizes"][0]), str(doc["context_sizes"][-1])
+    lines = [f"Accuracy (%) by the source of the target pair, m = {lo} → {hi}:", ""]
+    for t in doc["types"]:
+        sources = sorted({src for grid in by_source.values() for src in grid[lo][t]})
+        lines += [f"| {t} | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+        for name, grid in by_source.items():
+            if name.startswith("oracle:") and name != f"oracle:{t}":
+                continue
+            cells = []
+            for src in sources:
+                a, b = grid[lo][t].get(src), grid[hi][t].get(src)
+                if a is None or b is None:
+                    cells.append("–")
+                elif a == b:
+                    cells.append(f"{100 * a:.1f}")
+                else:
+                    cells.append(f"{100 * a:.1f} → {100 * b:.1f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def _bar_table(
