@@ -127,8 +127,9 @@ def test_episode_source_context_and_targets_are_disjoint():
 
 
 def test_tasks_registry():
-    assert set(TEXT_TASKS.names()) >= {"hh_flip", "length", "mix4", "uf"}
+    assert set(TEXT_TASKS.names()) >= {"hh_flip", "length", "mix4", "uf", "style4"}
     assert get_text_task("mix4").types == ("faithful", "harmless_contrarian", "concise", "detailed")
+    assert get_text_task("style4").types == ("concise", "detailed", "inquisitive", "assertive")
     with pytest.raises(KeyError, match="available"):
         get_text_task("nope")
 

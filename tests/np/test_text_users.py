@@ -76,9 +76,27 @@ def test_compare_on_new_text_gives_win_loss_or_half():
     assert concise.compare("p", words(30), words(31)) == 0.5
 
 
-def test_registry_lists_four_types_and_rejects_unknown():
-    assert set(USER_TYPES.names()) == {"faithful", "harmless_contrarian", "concise", "detailed"}
-    with pytest.raises(UnknownNameError, match="available: concise, detailed"):
+def test_inquisitive_and_assertive_split_on_asking_a_question():
+    inq, ass = get_user_type("inquisitive"), get_user_type("assertive")
+    p = pair("Sure. Which city are you in?", "Sure, here it is.")
+    assert (inq.label(p), ass.label(p)) == ("a", "b")
+    q = pair("Here it is.", "What do you mean?", "harmless")
+    assert (inq.label(q), ass.label(q)) == ("b", "a")
+    for both in (pair("Why? Really?", "How?"), pair("No.", "Fine.")):  # undefined: no contrast
+        assert inq.label(both) is None and ass.label(both) is None
+    assert inq.compare("p", "Is that all?", "That is all.") == 1.0
+
+
+def test_registry_lists_the_types_and_rejects_unknown():
+    assert set(USER_TYPES.names()) == {
+        "faithful",
+        "harmless_contrarian",
+        "concise",
+        "detailed",
+        "inquisitive",
+        "assertive",
+    }
+    with pytest.raises(UnknownNameError, match="available: assertive, concise, detailed"):
         get_user_type("verbose")
 
 

@@ -87,6 +87,11 @@ TASKS.register(
     "mix4", "personalign.np.text_tasks:MIX4_TASK", help="HH-RLHF + UF: all four simulated user types"
 )
 TASKS.register(
+    "style4",
+    "personalign.np.text_tasks:STYLE4_TASK",
+    help="HH-RLHF + UF: concise, detailed, inquisitive and assertive users (measurable styles)",
+)
+TASKS.register(
     "opinions",
     "personalign.np.opinions:OPINIONS_TASK",
     help="OpinionQA respondents: answers as preferences (real users; evaluated users held out)",

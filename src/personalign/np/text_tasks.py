@@ -78,6 +78,12 @@ for _task in (
         "all four simulated types on HH-RLHF + UltraFeedback",
     ),
     TextTask("uf", ("concise", "detailed"), ("uf",), "concise vs detailed on the UltraFeedback sample only"),
+    TextTask(
+        "style4",
+        ("concise", "detailed", "inquisitive", "assertive"),
+        ("helpful", "harmless", "uf"),
+        "four measurable style types (length, asking a question) on HH-RLHF + UltraFeedback",
+    ),
 ):
     TEXT_TASKS.register(_task.name, _task, help=_task.description)
 
@@ -259,3 +265,4 @@ HH_TASK = TextNPTask("hh_flip")
 UF_TASK = TextNPTask("uf")
 LENGTH_TASK = TextNPTask("length")
 MIX4_TASK = TextNPTask("mix4")
+STYLE4_TASK = TextNPTask("style4")

@@ -14,7 +14,13 @@ Types (the ``USER_TYPES`` registry):
 * ``concise``: the shorter response (whitespace words), on length-clear pairs only.
 * ``detailed``: the longer response, on length-clear pairs only.
 
-A pair is *length-clear* when ``|w_a - w_b| >= max(3, 0.1 * max(w_a, w_b))``.
+* ``inquisitive``: the response that asks a question (contains ``?``), on pairs where exactly one
+  response does.
+* ``assertive``: the response without a question, on the same pairs.
+
+A pair is *length-clear* when ``|w_a - w_b| >= max(3, 0.1 * max(w_a, w_b))``. The last two types
+are, like the length types, measurable properties of the text (not dataset labels); they give the
+``style4`` task four types that can each be told from a few pairs.
 """
 
 from __future__ import annotations
@@ -116,6 +122,25 @@ def _detailed(prompt: str, a: str, b: str, source: str, tie: bool) -> Choice | N
     return "a" if wa > wb else "b"
 
 
+def asks_question(text: str) -> bool:
+    """Whether a response asks the user something: it contains a question mark."""
+    return "?" in text
+
+
+def _inquisitive(prompt: str, a: str, b: str, source: str, tie: bool) -> Choice | None:
+    qa, qb = asks_question(a), asks_question(b)
+    if qa == qb:
+        return None
+    return "a" if qa else "b"
+
+
+def _assertive(prompt: str, a: str, b: str, source: str, tie: bool) -> Choice | None:
+    qa, qb = asks_question(a), asks_question(b)
+    if qa == qb:
+        return None
+    return "b" if qa else "a"
+
+
 USER_TYPES: Registry[UserType] = Registry("user type")
 for _t in (
     UserType("faithful", "prefers the dataset's chosen response (undefined on UF ties)", _faithful),
@@ -126,6 +151,12 @@ for _t in (
     ),
     UserType("concise", "prefers the shorter response (length-clear pairs only)", _concise),
     UserType("detailed", "prefers the longer response (length-clear pairs only)", _detailed),
+    UserType(
+        "inquisitive",
+        "prefers the response that asks a question (pairs where exactly one contains '?')",
+        _inquisitive,
+    ),
+    UserType("assertive", "prefers the response without a question (same pairs)", _assertive),
 ):
     USER_TYPES.register(_t.name, _t, help=_t.description)
 
