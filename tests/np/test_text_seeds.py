@@ -48,3 +48,26 @@ def test_refuses_mixed_settings_and_empty_input():
         aggregate_seeds([_doc(0, 0.8, 0.8, 0.5), _doc(1, 0.8, 0.8, 0.5, length_feature=True)])
     with pytest.raises(ValueError, match="no per-seed"):
         aggregate_seeds([])
+
+
+def test_source_breakdown_is_averaged_and_rendered_and_a_missing_oracle_is_not_a_failure():
+    docs = []
+    for seed, harmless in ((0, 0.4), (1, 0.6)):
+        d = _doc(seed, 0.8, 0.84, 0.5)
+        d["by_source"] = {
+            name: {
+                "0": {"concise": {"harmless": harmless, "uf": 0.5}},
+                "10": {"concise": {"harmless": 0.9, "uf": 0.5}},
+            }
+            for name in ("btl", "np-btl", "oracle:concise")
+        }
+        docs.append(d)
+    agg = aggregate_seeds(docs)
+    assert agg["by_source"]["np-btl"]["0"]["concise"]["harmless"] == pytest.approx(0.5)
+    md = markdown_table(agg)
+    assert "| np-btl | 50.0 → 90.0 | 50.0 |" in md
+    no_oracle = _doc(0, 0.8, 0.84, 0.5)
+    del no_oracle["accuracy"]["oracle:concise"]
+    no_oracle["bar"] = aggregate_seeds([no_oracle])["bar"]
+    row = next(line for line in markdown_table(no_oracle).splitlines() if line.startswith("| concise | 50.0"))
+    assert "**no**" not in row and "| – |" in row

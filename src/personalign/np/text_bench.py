@@ -599,7 +599,7 @@ def _bar_table(
         gap = "– | – | "
         if oracle is not None:
             gap = f"{100 * oracle:.1f} | {100 * (row[value] - oracle):+.1f} | "
-        within = "yes" if row.get(within_key) else "**no**"
+        within = "–" if oracle is None else ("yes" if row.get(within_key) else "**no**")
         above = "yes" if row[above_key] else "**no**"
         mix = ""
         if oracle_mixture:
