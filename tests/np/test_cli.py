@@ -119,6 +119,11 @@ def test_unknown_task_and_bench_list_available(tmp_path):
     )
     res = runner.invoke(app, ["np", "bench", "nope", "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and "available:" in res.output and "synthetic" in res.output
+    res = runner.invoke(app, ["np", "bench", "text", "--task", "nope", "--out", str(tmp_path / "z")])
+    assert res.exit_code == 2 and "unknown text task 'nope'; available:" in res.output
+    assert "style4" in res.output and not (tmp_path / "z").exists()
+    res = runner.invoke(app, ["np", "bench", "synthetic", "--task", "mix4", "--out", str(tmp_path / "w")])
+    assert res.exit_code == 2 and "text benchmark only" in res.output
 
 
 def test_bench_synthetic_quick_writes_exact_shape(tmp_path):

@@ -199,6 +199,9 @@ def bench(
     quick: Annotated[bool, typer.Option(help="smoke run: few steps, few episodes (not a result)")] = False,
     oracles: Annotated[bool, typer.Option(help="synthetic: also train the per-type oracles")] = False,
     episodes: Annotated[int | None, typer.Option(help="synthetic: episodes per (type, m) cell")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="text: the text task (mix4, hh_flip, length, uf, style4; default mix4)")
+    ] = None,
 ) -> None:
     """Run a registered benchmark and write JSON + Markdown + PNG into OUT."""
     from personalign.np.tasks import BENCHES
@@ -210,6 +213,12 @@ def bench(
             kwargs["seeds"] = _ints(seeds, "--seeds")
         if name == "synthetic":
             kwargs.update(oracles=oracles, episodes=episodes)
+        if task is not None:
+            if name != "text":
+                raise typer.BadParameter(f"--task applies to the text benchmark only, not {name!r}")
+            from personalign.np.text_tasks import get_text_task
+
+            kwargs["task"] = get_text_task(task).name
         with _progress() as bar:
             tasks: dict[str, Any] = {}
 
