@@ -130,28 +130,9 @@ def test_latent_loss_uses_kl_target_to_context(synth):
     assert model.context_encoder.phi[0].weight.grad.abs().sum() > 0
 
 
-def _film_model(seed: int, **kw) -> NPBTLRewardModel:
-    """An NP-BTL model with a FiLM head whose (zero-initialised) γ/β layer is randomised, so ``z`` matters."""
-    model = build_model(tiny_config(head="film", **kw), seed=seed)
-    with torch.no_grad():
-        model.film.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(seed))
-        model.film.bias.normal_(0, 0.5, generator=torch.Generator().manual_seed(seed + 1))
-    return model.eval()
-
-
-def test_film_head_starts_as_the_plain_head_and_then_depends_on_z():
-    model = build_model(tiny_config(head="film"), seed=0).eval()
-    x = np.linspace(0, 1, 7)[:, None]
-    assert np.allclose(model.condition([]).reward(x), model.condition(_pairs(5).numpy()).reward(x))
-    model = _film_model(0)
-    assert not np.allclose(model.condition([]).reward(x), model.condition(_pairs(5).numpy()).reward(x))
-    with pytest.raises(ValueError, match="head must be"):
-        tiny_config(head="bilinear")
-
-
-@pytest.mark.parametrize("kind", ["btl", "np-btl", "np-btl-film"])
+@pytest.mark.parametrize("kind", ["btl", "np-btl"])
 def test_likelihood_matches_hand_computation(kind, synth):
-    model = _film_model(4) if kind == "np-btl-film" else build_model(tiny_config(kind), seed=4).eval()
+    model = build_model(tiny_config(kind), seed=4).eval()
     eps = [synth.sample_episode(episode_rng(2, "test", i), "test", 0, i, 5, True) for i in range(3)]
     out = model.loss(collate(eps))
     hand = []
@@ -162,9 +143,8 @@ def test_likelihood_matches_hand_computation(kind, synth):
     assert out["nll"].item() == pytest.approx(float(np.mean(hand)), rel=1e-4)
 
 
-@pytest.mark.parametrize("head", ["concat", "film"])
-def test_fast_scoring_equals_plain_head(head):
-    model = _film_model(5) if head == "film" else build_model(tiny_config(), seed=5).eval()
+def test_fast_scoring_equals_plain_head():
+    model = build_model(tiny_config(), seed=5).eval()
     state = model.condition(_pairs(4).numpy())
     x = np.random.default_rng(0).uniform(size=(50, 1)).astype(np.float32)
     with torch.no_grad():
@@ -227,19 +207,8 @@ def test_text_path_through_featurizer():
         model.condition([("q", "", "no")], featurizer=_Toy())
 
 
-def test_latent_film_state_averages_the_sampled_heads():
-    model = _film_model(10, latent=True, eval_samples=4)
-    state = model.condition(_pairs(3).numpy())
-    x = np.random.default_rng(1).uniform(size=(6, 1)).astype(np.float32)
-    with torch.no_grad():
-        per_sample = torch.stack([model.rewards(torch.from_numpy(x), z.expand(6, -1)) for z in state.z])
-    assert state.z.shape[0] == 4
-    assert np.allclose(state.reward(x), per_sample.mean(0).numpy(), atol=1e-5)
-
-
-@pytest.mark.parametrize("head", ["concat", "film"])
-def test_save_load_roundtrip(tmp_path, head):
-    model = _film_model(9) if head == "film" else build_model(tiny_config(), seed=9).eval()
+def test_save_load_roundtrip(tmp_path):
+    model = build_model(tiny_config(), seed=9).eval()
     model.save(tmp_path, metadata={"task": "synthetic"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
     loaded, meta = load_model(tmp_path)

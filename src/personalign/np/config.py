@@ -42,10 +42,6 @@ class NPModelConfig:
         feature_dropout_keep_last: the last columns of a feature vector that dropout never touches
             (1 for the text tasks' ``length_feature``: a single column that dropout would hide).
         pooling: permutation-invariant pooling of the attended pairs, ``"sum"`` (spec) or ``"mean"``.
-        head: how ``z`` enters NP-BTL's reward head: ``"concat"`` (spec: the first layer reads
-            ``[t; z]``, so ``z`` shifts the pre-activations) or ``"film"`` (ours: ``z`` scales and
-            shifts the normalised hidden units, ``(1 + γ(z)) ⊙ BN(W t) + β(z)``, so one ``z`` can flip
-            the sign of a preference direction; ``γ`` and ``β`` start at zero).
         pair_encoder_layers: 1 = ``Linear(2d->h)`` (text), 2 = ``Linear(2d->h)-ReLU-Linear(h->h)``
             (synthetic).
         latent: if true, the outer encoder emits a Gaussian ``q(z|S)`` (mean, softplus scale) and
@@ -67,7 +63,6 @@ class NPModelConfig:
     feature_dropout: float = 0.0
     feature_dropout_keep_last: int = 0
     pooling: Literal["sum", "mean"] = "sum"
-    head: Literal["concat", "film"] = "concat"
     pair_encoder_layers: int = 2
     latent: bool = False
     min_sigma: float = 1e-4
@@ -85,8 +80,6 @@ class NPModelConfig:
             raise ValueError(f"hidden={self.hidden} must be divisible by num_heads={self.num_heads}")
         if self.pooling not in ("sum", "mean"):
             raise ValueError(f"pooling must be 'sum' or 'mean', got {self.pooling!r}")
-        if self.head not in ("concat", "film"):
-            raise ValueError(f"head must be 'concat' or 'film', got {self.head!r}")
         if self.pair_encoder_layers not in (1, 2):
             raise ValueError("pair_encoder_layers must be 1 or 2")
         if self.train_z_from not in ("target", "context"):

@@ -10,8 +10,7 @@ Shapes used throughout (``B`` episodes, ``M`` padded context size, ``T`` padded 
 :class:`NPBTLRewardModel`: pair encoder ``phi([chosen; rejected])`` -> multi-head self-attention
 (no positional encoding, key-padding mask) -> sum (or mean) pooling over the valid pairs -> outer MLP
 -> ``z``. An empty context pools to the zero vector (attention never runs on an empty set). Reward
-head ``Linear(2h->h)-BatchNorm1d-ReLU-Linear(h->1)`` on ``[t(features); z]``, or with
-``head="film"`` (ours) ``Linear(h->h)-BatchNorm1d``, then ``(1 + γ(z)) ⊙ · + β(z)``, ``ReLU-Linear(h->1)``.
+head ``Linear(2h->h)-BatchNorm1d-ReLU-Linear(h->1)`` on ``[t(features); z]``.
 
 :class:`BTLRewardModel`: the same target encoder and a ``Linear(h->h)-BN-ReLU-Linear(h->1)`` head; it
 ignores contexts. A per-type *oracle* is a BTL model trained on one type's episodes only
@@ -280,15 +279,7 @@ class NPBTLRewardModel(RewardModelBase):
         super().__init__(config)
         h = config.hidden
         self.context_encoder = ContextEncoder(config, 2 * h if config.latent else h)
-        if config.head == "film":
-            self.reward_head = nn.Sequential(nn.Linear(h, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Linear(h, 1))
-            self.film = nn.Linear(h, 2 * h)  # z -> (γ, β), zero at initialisation: the plain BTL head
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
-        else:
-            self.reward_head = nn.Sequential(
-                nn.Linear(2 * h, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Linear(h, 1)
-            )
+        self.reward_head = nn.Sequential(nn.Linear(2 * h, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Linear(h, 1))
 
     @property
     def is_conditional(self) -> bool:
@@ -308,28 +299,18 @@ class NPBTLRewardModel(RewardModelBase):
     def head(self, t: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if z is None:
             raise ValueError("NP-BTL needs a context representation z")
-        if self.config.head == "film":
-            return self.head_from_projection(t, self.project_z(z)).unsqueeze(-1)
         return self.reward_head(torch.cat([t, z], dim=-1))
 
     def project_z(self, z: torch.Tensor | None) -> torch.Tensor | None:
-        """``concat``: the ``z`` half of the first layer plus its bias ``(n, h)``; ``film``:
-        ``[1 + γ(z); β(z)]`` ``(n, 2h)``."""
         if z is None:
             raise ValueError("NP-BTL needs a context representation z")
-        if self.config.head == "film":
-            gamma, beta = self.film(z).chunk(2, dim=-1)
-            return torch.cat([1.0 + gamma, beta], dim=-1)
         lin = self.reward_head[0]
         return F.linear(z, lin.weight[:, self.config.hidden :], lin.bias)
 
     def head_from_projection(self, t: torch.Tensor, z_proj: torch.Tensor | None) -> torch.Tensor:
-        lin, norm, act, out = self.reward_head
-        if self.config.head == "film":
-            scale, shift = z_proj.chunk(2, dim=-1)
-            return out(act(norm(lin(t)) * scale + shift)).squeeze(-1)
+        lin = self.reward_head[0]
         pre = F.linear(t, lin.weight[:, : self.config.hidden]) + z_proj
-        return out(act(norm(pre))).squeeze(-1)
+        return self.reward_head[3](self.reward_head[2](self.reward_head[1](pre))).squeeze(-1)
 
 
 class MixtureBTLRewardModel(RewardModelBase):

@@ -184,10 +184,7 @@ class UserState:
     def __post_init__(self) -> None:
         # Fold the z half of the head's first Linear into a per-user bias (computed once).
         bias = w_t = None
-        if self.z is not None and self.model.config.head == "film":
-            with torch.no_grad():
-                bias = self.model.project_z(self.z)  # (S, 2h): [1 + γ; β], applied by the model
-        elif self.z is not None:
+        if self.z is not None:
             lin = self.model.reward_head[0]
             h = self.model.config.hidden
             with torch.no_grad():
@@ -230,13 +227,8 @@ class UserState:
             t = m.target_encoder(x)  # (n, h)
             head = m.reward_head
             bias = self._bias  # type: ignore[attr-defined]
-            w_t = self._w_t  # type: ignore[attr-defined]
             if bias is None:
                 return head(t).squeeze(-1).unsqueeze(0)
-            if w_t is None:  # FiLM head: bias holds each sample's [1 + γ; β]
-                s, n = bias.shape[0], t.shape[0]
-                proj = bias.unsqueeze(1).expand(s, n, -1).reshape(s * n, -1)
-                return m.head_from_projection(t.repeat(s, 1), proj).reshape(s, n)
             if bias.shape[0] == 1:
                 pre = torch.nn.functional.linear(t, self._w_t, bias[0])  # type: ignore[attr-defined]
                 return head[3](head[2](head[1](pre))).reshape(1, -1)

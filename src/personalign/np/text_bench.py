@@ -68,8 +68,6 @@ class TextBenchConfig:
             because without it every model memorises the ~4.6k training pairs within ~100 steps and
             early stopping keeps an undertrained model (docs/results-np.md).
         pooling: context pooling of NP-BTL, ``"sum"`` (spec) or ``"mean"``.
-        head: how ``z`` enters NP-BTL's reward head, ``"concat"`` (spec) or ``"film"`` (ours; see
-            ``NPModelConfig.head``).
         latent: the latent-variable NP-BTL (Gaussian ``z``, KL weight ``beta_kl``).
         beta_kl: KL weight of the latent variant.
         weight_decay: AdamW weight decay.
@@ -100,7 +98,6 @@ class TextBenchConfig:
     hidden: int = 256
     feature_dropout: float = 0.3
     pooling: str = "sum"
-    head: str = "concat"
     latent: bool = False
     beta_kl: float = 0.1
     weight_decay: float = 0.01
@@ -127,7 +124,6 @@ class TextBenchConfig:
             feature_dropout=self.feature_dropout,
             feature_dropout_keep_last=int(self.length_feature),
             pooling=self.pooling,  # type: ignore[arg-type]
-            head=self.head if kind == "np-btl" else "concat",  # type: ignore[arg-type]
             latent=self.latent and kind == "np-btl",
             beta_kl=self.beta_kl,
             num_components=max(1, self.mixture_components),
