@@ -8,7 +8,12 @@ import torch
 
 from personalign.np.episodes import Episode, PreferencePool
 from personalign.np.errors import NPInputError
-from personalign.np.oracle_mixture import calibration_scales, mixture_accuracies, type_posterior
+from personalign.np.oracle_mixture import (
+    calibration_scales,
+    identification_rates,
+    mixture_accuracies,
+    type_posterior,
+)
 
 
 class ScaledReward(torch.nn.Module):
@@ -71,3 +76,20 @@ def test_calibration_recovers_the_scale_of_noisy_labels():
     assert post[0] == pytest.approx(_sigmoid(2.0) / (_sigmoid(2.0) + _sigmoid(-2.0)))
     with pytest.raises(NPInputError, match="one oracle per label row"):
         calibration_scales([ScaledReward(1.0), ScaledReward(2.0)], pool)
+
+
+def test_identification_rates_name_the_type_the_context_favours():
+    up, down, flat = ScaledReward(2.0), ScaledReward(-2.0), ScaledReward(0.0)
+
+    def episode(values: list[tuple[float, float]]) -> Episode:
+        ctx = _pairs(values)
+        return Episode(ctx, _pairs([(0.5, 0.1)]), 0, np.arange(len(ctx)), np.arange(1))
+
+    larger_wins = [episode([(0.9, 0.4), (0.7, 0.2)]), episode([(0.6, 0.5)])]
+    assert identification_rates([up, down], larger_wins, 0).tolist() == [1.0, 1.0]
+    assert identification_rates([up, down], larger_wins, 1).tolist() == [0.0, 0.0]
+    mixed = episode([(0.9, 0.4), (0.4, 0.9)])  # one pair each way: a tie
+    assert identification_rates([up, down], [mixed], 1).tolist() == [0.5]
+    assert identification_rates([up, down, flat], [episode([])], 2).tolist() == pytest.approx([1 / 3])
+    with pytest.raises(NPInputError, match="not one of the 2 oracles"):
+        identification_rates([up, down], larger_wins, 2)

@@ -15,6 +15,7 @@ from personalign.np.text_bench import (
     TextBenchConfig,
     TextData,
     accuracy_grid,
+    identification_grid,
     oracle_mixture_grid,
     source_accuracy,
     train_model,
@@ -95,8 +96,10 @@ def test_np_btl_adapts_to_the_user_type_where_pooled_btl_cannot(length_data):
     # the oracles' posterior mixture identifies the type from 10 context pairs and sits near chance without
     oracles = [train_model("btl", length_data, cfg, type_indices=(k,))[0] for k in range(2)]
     mix = oracle_mixture_grid(oracles, length_data, cfg)
+    ident = identification_grid(oracles, length_data, cfg)
     for t in ("concise", "detailed"):
         assert mix[t]["10"]["mean"] >= 0.9, mix
+        assert ident[t]["10"] >= 0.9 and ident[t]["0"] == 0.5, ident  # an empty context: a coin flip
     assert np.mean([mix[t]["0"]["mean"] for t in ("concise", "detailed")]) == pytest.approx(0.5, abs=0.06)
 
 

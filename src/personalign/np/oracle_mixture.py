@@ -104,6 +104,31 @@ def mixture_accuracies(
     return out
 
 
+def identification_rates(
+    oracles: Sequence[RewardModel],
+    episodes: Sequence[Episode],
+    type_index: int,
+    scales: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per episode, whether the posterior names the user's type: 1 if oracle ``type_index`` is the
+    single most probable one given the context, ``1/k`` if it ties with ``k - 1`` others (so an empty
+    context scores ``1/J``), else 0. How well ``m`` pairs can tell this user's type apart."""
+    if not 0 <= type_index < len(oracles):
+        raise NPInputError(f"type_index {type_index} is not one of the {len(oracles)} oracles")
+    if not episodes:
+        return np.empty(0)
+    if not any(len(e.context) for e in episodes):
+        return np.full(len(episodes), 1.0 / len(oracles))
+    logits = _pair_logits(oracles, np.concatenate([e.context for e in episodes])) * _scales(oracles, scales)
+    chunks = np.split(logits, np.cumsum([len(e.context) for e in episodes])[:-1], axis=1)
+    out = np.empty(len(episodes))
+    for i, ctx in enumerate(chunks):
+        post = _posterior(ctx)
+        best = np.flatnonzero(post == post.max())
+        out[i] = 1.0 / len(best) if type_index in best else 0.0
+    return out
+
+
 def _scales(oracles: Sequence[RewardModel], scales: np.ndarray | None) -> np.ndarray:
     if scales is None:
         return np.ones((len(oracles), 1))

@@ -30,7 +30,7 @@ from personalign.np.episodes import Episode, EpisodeSource, evaluation_episodes
 from personalign.np.evaluate import episode_accuracies, seed_interval, target_correctness
 from personalign.np.features import FeaturizerConfig, TextFeaturizer
 from personalign.np.models import RewardModel, build_model
-from personalign.np.oracle_mixture import calibration_scales, mixture_accuracies
+from personalign.np.oracle_mixture import calibration_scales, identification_rates, mixture_accuracies
 from personalign.np.text_tasks import (
     TextSplit,
     build_splits,
@@ -277,6 +277,37 @@ def oracle_mixture_grid(
     return _grid(lambda eps: mixture_accuracies(oracles, eps, scales), data, cfg, split, context_sizes)
 
 
+def identification_grid(
+    oracles: Sequence[RewardModel],
+    data: TextData,
+    cfg: TextBenchConfig,
+    split: str = "test",
+    context_sizes: Sequence[int] | None = None,
+) -> dict[str, dict[str, float]]:
+    """``{type: {m: rate}}``: how often Bayes' rule over the calibrated oracles names the user's type
+    from ``m`` context pairs (:func:`~personalign.np.oracle_mixture.identification_rates`), on the
+    same test episodes as the grid. It bounds how much any model can personalise from ``m`` pairs."""
+    if len(oracles) != len(data.types):
+        raise ValueError(f"need one oracle per type ({len(data.types)}), got {len(oracles)}")
+    scales = calibration_scales(oracles, data.splits["val"].pool)
+    sizes = cfg.context_sizes if context_sizes is None else context_sizes
+    out: dict[str, dict[str, float]] = {}
+    for k, t in enumerate(data.types):
+        out[t] = {}
+        for m in sizes:
+            episodes = evaluation_episodes(
+                data.source,
+                seed=cfg.eval_seed,
+                split=split,
+                type_index=k,
+                num_context=m,
+                n=cfg.eval_episodes,
+                num_targets=cfg.eval_targets,
+            )
+            out[t][str(m)] = float(identification_rates(oracles, episodes, k, scales).mean())
+    return out
+
+
 def _grid(
     score: Callable[[list[Episode]], np.ndarray],
     data: TextData,
@@ -386,6 +417,9 @@ def run_text_bench(
             [models[f"oracle:{t}"] for t in data.types], data, cfg
         )
         results["train_seconds"][ORACLE_MIXTURE] = 0.0
+        results["identification"] = identification_grid(
+            [models[f"oracle:{t}"] for t in data.types], data, cfg
+        )
         log(f"  {ORACLE_MIXTURE}: {time.perf_counter() - t0:.1f}s to evaluate")
     doc = {
         "task": cfg.task,
@@ -472,6 +506,11 @@ def aggregate_seeds(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             }
             for model, grid in first["by_source"].items()
         }
+    if all("identification" in d for d in docs):
+        agg["identification"] = {
+            t: {m: float(np.mean([d["identification"][t][m] for d in docs])) for m in row}
+            for t, row in first["identification"].items()
+        }
     agg["bar"] = check_bar(agg)
     agg["bar_per_seed"] = {str(d["config"]["seed"]): d["bar"] for d in docs}
     return agg
@@ -525,6 +564,16 @@ def markdown_table(doc: dict[str, Any]) -> str:
             lines.append(f"| {n} | " + " | ".join(row) + " |")
         lines.append("")
     lines += _source_table(doc)
+    if doc.get("identification"):
+        ident = doc["identification"]
+        lines += [
+            "How often Bayes' rule over the calibrated oracles names the user's type from m pairs (%):",
+            "",
+            "| type | " + " | ".join(f"m={m}" for m in sizes) + " |",
+            "|---|" + "---|" * len(sizes),
+        ]
+        lines += [f"| {t} | " + " | ".join(f"{100 * ident[t][m]:.1f}" for m in sizes) + " |" for t in ident]
+        lines.append("")
     m = doc["context_sizes"][-1]
     lines += _bar_table(
         doc,
