@@ -246,15 +246,7 @@ def source_accuracy(
     sources = np.array([p.source for p in data.splits[split].pairs])
     out: dict[str, dict[str, float]] = {}
     for k, t in enumerate(data.types):
-        episodes = evaluation_episodes(
-            data.source,
-            seed=cfg.eval_seed,
-            split=split,
-            type_index=k,
-            num_context=num_context,
-            n=cfg.eval_episodes,
-            num_targets=cfg.eval_targets,
-        )
+        episodes = _test_episodes(data, cfg, split, k, num_context)
         scores = np.concatenate(target_correctness(model, episodes, seed=cfg.eval_seed))
         of = sources[np.concatenate([e.target_ids for e in episodes])]
         out[t] = {src: float(scores[of == src].mean()) for src in sorted(set(of.tolist()))}
@@ -286,26 +278,34 @@ def identification_grid(
 ) -> dict[str, dict[str, float]]:
     """``{type: {m: rate}}``: how often Bayes' rule over the calibrated oracles names the user's type
     from ``m`` context pairs (:func:`~personalign.np.oracle_mixture.identification_rates`), on the
-    same test episodes as the grid. It bounds how much any model can personalise from ``m`` pairs."""
+    same test episodes as the grid: a reference for how well ``m`` pairs tell the types apart on these
+    features (not a strict bound: rewards learnt better than the oracles could tell them apart better)."""
     if len(oracles) != len(data.types):
         raise ValueError(f"need one oracle per type ({len(data.types)}), got {len(oracles)}")
     scales = calibration_scales(oracles, data.splits["val"].pool)
-    sizes = cfg.context_sizes if context_sizes is None else context_sizes
-    out: dict[str, dict[str, float]] = {}
-    for k, t in enumerate(data.types):
-        out[t] = {}
-        for m in sizes:
-            episodes = evaluation_episodes(
-                data.source,
-                seed=cfg.eval_seed,
-                split=split,
-                type_index=k,
-                num_context=m,
-                n=cfg.eval_episodes,
-                num_targets=cfg.eval_targets,
-            )
-            out[t][str(m)] = float(identification_rates(oracles, episodes, k, scales).mean())
-    return out
+    grid = _grid(
+        lambda eps: identification_rates(oracles, eps, eps[0].type_index, scales),
+        data,
+        cfg,
+        split,
+        context_sizes,
+    )
+    return {t: {m: cell["mean"] for m, cell in row.items()} for t, row in grid.items()}
+
+
+def _test_episodes(
+    data: TextData, cfg: TextBenchConfig, split: str, type_index: int, m: int
+) -> list[Episode]:
+    """The fixed evaluation episodes of one (type, m) cell: identical for every model and diagnostic."""
+    return evaluation_episodes(
+        data.source,
+        seed=cfg.eval_seed,
+        split=split,
+        type_index=type_index,
+        num_context=m,
+        n=cfg.eval_episodes,
+        num_targets=cfg.eval_targets,
+    )
 
 
 def _grid(
@@ -320,15 +320,7 @@ def _grid(
     for k, t in enumerate(data.types):
         out[t] = {}
         for m in sizes:
-            episodes = evaluation_episodes(
-                data.source,
-                seed=cfg.eval_seed,
-                split=split,
-                type_index=k,
-                num_context=m,
-                n=cfg.eval_episodes,
-                num_targets=cfg.eval_targets,
-            )
+            episodes = _test_episodes(data, cfg, split, k, m)
             out[t][str(m)] = summarize(score(episodes))
     return out
 
