@@ -57,14 +57,18 @@ def toy_length_pairs(n: int, seed: int = 0) -> list[TextPair]:
     return out
 
 
-@pytest.fixture(scope="module")
-def length_data() -> TextData:
-    pairs = toy_length_pairs(1500)
+def toy_text_data(pairs: list[TextPair], task_name: str) -> TextData:
+    """A text task built from ``pairs`` with hashing features and the length feature."""
     fz = TextFeaturizer(HashingEmbedder(32), FeaturizerConfig(length_feature=True))
-    task = get_text_task("length")
+    task = get_text_task(task_name)
     feats = fz.featurize([(p.prompt, p.a, p.b) for p in pairs])
     splits = build_splits(task, pairs, feats)
     return TextData(splits, episode_source(splits, task), fz, task.types, feats.identical_fraction())
+
+
+@pytest.fixture(scope="module")
+def length_data() -> TextData:
+    return toy_text_data(toy_length_pairs(1500), "length")
 
 
 def test_np_btl_adapts_to_the_user_type_where_pooled_btl_cannot(length_data):
@@ -129,11 +133,7 @@ def test_source_breakdown_shows_where_the_types_conflict():
         long = " ".join(rng.choices(VOCAB, k=rng.randint(20, 60)))
         short = " ".join(rng.choices(VOCAB, k=rng.randint(2, 8)))
         pairs.append(TextPair(f"{source}:{i:05d}", f"question {i}", long, short, source))
-    fz = TextFeaturizer(HashingEmbedder(32), FeaturizerConfig(length_feature=True))
-    task = get_text_task("hh_flip")
-    feats = fz.featurize([(p.prompt, p.a, p.b) for p in pairs])
-    splits = build_splits(task, pairs, feats)
-    data = TextData(splits, episode_source(splits, task), fz, task.types, feats.identical_fraction())
+    data = toy_text_data(pairs, "hh_flip")
     cfg = TextBenchConfig(
         task="hh_flip",
         hidden=32,
@@ -155,12 +155,12 @@ def test_source_breakdown_shows_where_the_types_conflict():
     # the per-source accuracies are the grid's accuracy split by source (same episodes, same targets)
     grid = accuracy_grid(oracle, data, cfg, context_sizes=(0,))
     test_sources = [p.source for p in data.splits["test"].pairs]
-    for t in task.types:
+    for t in data.types:
         episodes = evaluation_episodes(
             data.source,
             seed=cfg.eval_seed,
             split="test",
-            type_index=task.types.index(t),
+            type_index=data.types.index(t),
             num_context=0,
             n=cfg.eval_episodes,
             num_targets=cfg.eval_targets,

@@ -85,6 +85,18 @@ def _posterior(context_logits: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
+def _episode_logits(
+    oracles: Sequence[RewardModel], parts: Sequence[np.ndarray], scales: np.ndarray | None
+) -> list[np.ndarray]:
+    """Scaled ``(J, n_i)`` reward differences of every oracle on each array of pairs in ``parts``,
+    all scored in one pass per oracle (an empty array gives ``(J, 0)``)."""
+    sizes = [len(x) for x in parts]
+    if not sum(sizes):
+        return [np.zeros((len(oracles), 0)) for _ in parts]
+    logits = _pair_logits(oracles, np.concatenate(parts)) * _scales(oracles, scales)
+    return np.split(logits, np.cumsum(sizes)[:-1], axis=1)
+
+
 def mixture_accuracies(
     oracles: Sequence[RewardModel], episodes: Sequence[Episode], scales: np.ndarray | None = None
 ) -> np.ndarray:
@@ -94,9 +106,7 @@ def mixture_accuracies(
         raise NPInputError("the oracle mixture needs at least one oracle")
     if not episodes:
         return np.empty(0)
-    parts = [e.context for e in episodes] + [e.targets for e in episodes]
-    logits = _pair_logits(oracles, np.concatenate(parts)) * _scales(oracles, scales)
-    chunks = np.split(logits, np.cumsum([len(x) for x in parts])[:-1], axis=1)
+    chunks = _episode_logits(oracles, [e.context for e in episodes] + [e.targets for e in episodes], scales)
     out = np.empty(len(episodes))
     for i, (ctx, tgt) in enumerate(zip(chunks[: len(episodes)], chunks[len(episodes) :], strict=True)):
         p = _posterior(ctx) @ (1.0 / (1.0 + np.exp(-tgt)))
@@ -115,14 +125,8 @@ def identification_rates(
     context scores ``1/J``), else 0. How well ``m`` pairs can tell this user's type apart."""
     if not 0 <= type_index < len(oracles):
         raise NPInputError(f"type_index {type_index} is not one of the {len(oracles)} oracles")
-    if not episodes:
-        return np.empty(0)
-    if not any(len(e.context) for e in episodes):
-        return np.full(len(episodes), 1.0 / len(oracles))
-    logits = _pair_logits(oracles, np.concatenate([e.context for e in episodes])) * _scales(oracles, scales)
-    chunks = np.split(logits, np.cumsum([len(e.context) for e in episodes])[:-1], axis=1)
     out = np.empty(len(episodes))
-    for i, ctx in enumerate(chunks):
+    for i, ctx in enumerate(_episode_logits(oracles, [e.context for e in episodes], scales)):
         post = _posterior(ctx)
         best = np.flatnonzero(post == post.max())
         out[i] = 1.0 / len(best) if type_index in best else 0.0

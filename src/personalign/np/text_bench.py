@@ -263,10 +263,16 @@ def oracle_mixture_grid(
     """``{type: {m: summary}}`` of the posterior mixture of the per-type oracles (one per type, in
     ``data.types`` order; :mod:`personalign.np.oracle_mixture`), each oracle calibrated on the
     validation split, scored on the same episodes as the models."""
+    scales = _calibrated_scales(oracles, data)
+    return _grid(lambda eps: mixture_accuracies(oracles, eps, scales), data, cfg, split, context_sizes)
+
+
+def _calibrated_scales(oracles: Sequence[RewardModel], data: TextData) -> np.ndarray:
+    """One temperature per oracle (one oracle per type, in ``data.types`` order), fitted on the
+    validation split."""
     if len(oracles) != len(data.types):
         raise ValueError(f"need one oracle per type ({len(data.types)}), got {len(oracles)}")
-    scales = calibration_scales(oracles, data.splits["val"].pool)
-    return _grid(lambda eps: mixture_accuracies(oracles, eps, scales), data, cfg, split, context_sizes)
+    return calibration_scales(oracles, data.splits["val"].pool)
 
 
 def identification_grid(
@@ -280,9 +286,7 @@ def identification_grid(
     from ``m`` context pairs (:func:`~personalign.np.oracle_mixture.identification_rates`), on the
     same test episodes as the grid: a reference for how well ``m`` pairs tell the types apart on these
     features (not a strict bound: rewards learnt better than the oracles could tell them apart better)."""
-    if len(oracles) != len(data.types):
-        raise ValueError(f"need one oracle per type ({len(data.types)}), got {len(oracles)}")
-    scales = calibration_scales(oracles, data.splits["val"].pool)
+    scales = _calibrated_scales(oracles, data)
     grid = _grid(
         lambda eps: identification_rates(oracles, eps, eps[0].type_index, scales),
         data,
