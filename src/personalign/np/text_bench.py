@@ -5,7 +5,7 @@ For one text task (:mod:`personalign.np.text_tasks`) this trains, on the same ep
 * ``btl``: one unconditional BTL model on every type's episodes (pooled, "mixed");
 * ``np-btl``: the NP-BTL model;
 * ``mixture-btl``: the discrete-latent conditional model (``K`` BT heads, Bayes posterior; ours);
-* ``oracle:<type>``: one BTL model per type, trained on that type's labels only (upper bound);
+* ``oracle:<type>``: one BTL model per type, trained on that type's labels only (the bar's reference);
 * ``oracle-mixture``: no model of its own: Bayes' rule over the calibrated oracles given the context
   (:mod:`personalign.np.oracle_mixture`), a reference for what conditioning on these features reaches;
 
@@ -409,13 +409,10 @@ def run_text_bench(
         )
     if cfg.oracles:
         t0 = time.perf_counter()
-        results["accuracy"][ORACLE_MIXTURE] = oracle_mixture_grid(
-            [models[f"oracle:{t}"] for t in data.types], data, cfg
-        )
+        oracles = [models[f"oracle:{t}"] for t in data.types]
+        results["accuracy"][ORACLE_MIXTURE] = oracle_mixture_grid(oracles, data, cfg)
         results["train_seconds"][ORACLE_MIXTURE] = 0.0
-        results["identification"] = identification_grid(
-            [models[f"oracle:{t}"] for t in data.types], data, cfg
-        )
+        results["identification"] = identification_grid(oracles, data, cfg)
         log(f"  {ORACLE_MIXTURE}: {time.perf_counter() - t0:.1f}s to evaluate")
     doc = {
         "task": cfg.task,
@@ -491,25 +488,19 @@ def aggregate_seeds(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "train_seconds": {k: round(float(np.mean([d["train_seconds"][k] for d in docs])), 1) for k in acc},
         "interval": "95% Student-t over training seeds",
     }
-    if all("by_source" in d for d in docs):
-        agg["by_source"] = {
-            model: {
-                m: {
-                    t: {src: float(np.mean([d["by_source"][model][m][t][src] for d in docs])) for src in row}
-                    for t, row in cells.items()
-                }
-                for m, cells in grid.items()
-            }
-            for model, grid in first["by_source"].items()
-        }
-    if all("identification" in d for d in docs):
-        agg["identification"] = {
-            t: {m: float(np.mean([d["identification"][t][m] for d in docs])) for m in row}
-            for t, row in first["identification"].items()
-        }
+    for key in ("by_source", "identification"):
+        if all(key in d for d in docs):
+            agg[key] = _mean_nested([d[key] for d in docs])
     agg["bar"] = check_bar(agg)
     agg["bar_per_seed"] = {str(d["config"]["seed"]): d["bar"] for d in docs}
     return agg
+
+
+def _mean_nested(trees: Sequence[Any]) -> Any:
+    """Element-wise mean of equally shaped nested dicts of numbers (one per seed)."""
+    if isinstance(trees[0], dict):
+        return {k: _mean_nested([tree[k] for tree in trees]) for k in trees[0]}
+    return float(np.mean(trees))
 
 
 def write_aggregate(agg: dict[str, Any], stem: Path) -> None:
